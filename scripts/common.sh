@@ -1,0 +1,16 @@
+# Shared settings for the project's scripts.  Source it; do not run it.
+GM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GM_BUILD=${GM_BUILD:-$GM_ROOT/build}
+# Downloads and ccache live outside the clone so a fresh clone reuses them.
+GM_CACHE=${GM_CACHE:-$HOME/.cache/gmem}
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# QEMU's configure names the compiler itself, so meson never adds ccache:
+# put ccache's compiler links first instead.
+[ -d /usr/lib/ccache ] && export PATH=/usr/lib/ccache:$PATH
+QEMU_SRC=$GM_BUILD/qemu-src
+QEMU_BUILD=$GM_BUILD/qemu-build
+QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
+. "$GM_ROOT/configs/pins.sh"
+
+gm_log() { echo "[$(basename "$0" .sh)] $*" >&2; }
+gm_die() { echo "[$(basename "$0" .sh)] error: $*" >&2; exit 1; }

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Fetch QEMU's pinned Debian source package, check it, unpack it with
+# Debian's patches, apply patches/qemu/*.patch in order and link the overlay
+# in.  The tree is only unpacked again when the pins or the patches change,
+# so incremental builds keep their timestamps.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+dl=$GM_CACHE/dl
+mkdir -p "$dl"
+
+verify() {
+    local f=$1 want=$2 got
+    [ -f "$dl/$f" ] || return 1
+    got=$(sha256sum "$dl/$f" | cut -d' ' -f1)
+    [ "$got" = "$want" ]
+}
+
+all_verified() {
+    verify qemu_10.2.2+ds-1.dsc "$QEMU_SHA256_DSC" &&
+    verify qemu_10.2.2+ds.orig.tar.xz "$QEMU_SHA256_ORIG" &&
+    verify qemu_10.2.2+ds-1.debian.tar.xz "$QEMU_SHA256_DEBIAN"
+}
+
+if ! all_verified; then
+    gm_log "downloading QEMU source package $QEMU_SRC_VERSION"
+    (cd "$dl" && rm -f $QEMU_FILES &&
+     apt-get source -q --download-only "qemu=$QEMU_SRC_VERSION" >"$dl/apt.log" 2>&1) ||
+        gm_die "apt-get source qemu=$QEMU_SRC_VERSION failed (see $dl/apt.log).
+  Run scripts/setup-deps.sh first (it adds the deb-src line for sid), and
+  check that Debian's package registry is reachable."
+    all_verified || gm_die "sha256 of the QEMU source package does not match
+  configs/pins.sh.  The download in $dl is not the pinned one: delete it and
+  run again; if it still differs, the registry serves another build of
+  $QEMU_SRC_VERSION and the pins must be reviewed before use."
+fi
+
+key=$( { cat "$GM_ROOT/configs/pins.sh" "$0"; cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null; } |
+       sha256sum | cut -d' ' -f1)
+if [ -f "$QEMU_SRC/.gm-key" ] && [ "$(cat "$QEMU_SRC/.gm-key")" = "$key" ]; then
+    exit 0
+fi
+
+gm_log "unpacking $QEMU_SRC_DIR with Debian's patches"
+mkdir -p "$GM_BUILD"
+rm -rf "$QEMU_SRC" "$GM_BUILD/$QEMU_SRC_DIR" "$QEMU_BUILD"
+(cd "$GM_BUILD" && dpkg-source -q -x "$dl/qemu_10.2.2+ds-1.dsc" >/dev/null 2>&1) ||
+    gm_die "dpkg-source could not unpack $dl/qemu_10.2.2+ds-1.dsc"
+mv "$GM_BUILD/$QEMU_SRC_DIR" "$QEMU_SRC"
+
+for p in "$GM_ROOT"/patches/qemu/*.patch; do
+    [ -e "$p" ] || continue
+    gm_log "applying $(basename "$p")"
+    patch -d "$QEMU_SRC" -p1 --batch --forward --quiet <"$p" ||
+        gm_die "$(basename "$p") does not apply to $QEMU_SRC_DIR"
+done
+
+# The overlay: QEMU's meson.build picks up overlay/meson.build (patch 0001).
+ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
+ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
+    "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
+echo "$key" >"$QEMU_SRC/.gm-key"

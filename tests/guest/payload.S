@@ -1,0 +1,432 @@
+/*
+ * gmem payload: a tiny -bios guest for the guest_memfd tests.
+ *
+ * It enters long mode (identity map of the first 16 GiB with 2 MiB pages,
+ * so that pc-dimm memory above 4 GiB is reachable), then for each range it
+ * is told about writes one 64-bit word per 4 KiB page, the page's address
+ * XOR a seed, and checks it back.  A range can also ask it to first check a
+ * pattern that the host wrote.  Results go to isa-debugcon (port 0xe9) and
+ * the exit status to isa-debug-exit (port 0xf4): 0 for pass (QEMU exits 1),
+ * 1 for fail (QEMU exits 3).
+ *
+ * The ranges come from the fw_cfg file "opt/gmem/args" (see args.py); with
+ * no such file it tests [1 MiB, min(RAM size, 2 GiB)).  Pages below 1 MiB
+ * hold the payload's own page tables and stack.
+ *
+ * One word per page keeps the guest's work small: this machine's KVM
+ * emulates guest code at a few million instructions a second.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define IMAGE_BASE      0xf0000         /* the image as seen below 1 MiB */
+#define DEBUGCON        0xe9
+#define DEBUGEXIT       0xf4
+#define FWCFG_SEL       0x510
+#define FWCFG_DATA      0x511
+#define FW_CFG_RAM_SIZE 0x03
+#define FW_CFG_FILE_DIR 0x19
+
+#define PML4            0x10000
+#define PDPT            0x11000
+#define PD0             0x12000         /* MAP_GIB page directories */
+#define MAP_GIB         16
+#define STATE           0x30000         /* variables, see below */
+#define ARGS            0x31000         /* the fw_cfg args file, <= 4 KiB */
+#define ARGS_MAX        4096
+#define DIRENT          0x32000         /* one fw_cfg directory entry */
+#define STACK_TOP       0x9f000
+
+/* STATE layout */
+#define S_RAM_SIZE      0
+#define S_PAGES         8
+
+/* args file layout (little-endian) */
+#define ARGS_MAGIC      0x31414d47      /* "GMA1" */
+#define A_MAGIC         0
+#define A_FLAGS         4
+#define A_SEED          8
+#define A_NRANGES       12
+#define A_RANGES        16
+#define R_BASE          0
+#define R_LEN           8
+#define R_KIND          16
+#define R_HSEED         20
+#define R_SIZE          24
+#define MAX_RANGES      ((ARGS_MAX - A_RANGES) / R_SIZE)
+
+#define FLAG_HALT       1               /* halt at the end instead of exiting */
+#define KIND_GUEST      0               /* write and check the guest pattern */
+#define KIND_HOST       1               /* check the host's pattern first */
+
+#define DEFAULT_SEED    0x5eed5eed
+#define LOW_LIMIT       0x80000000      /* default ranges stay below 2 GiB */
+
+        .section .text
+        .code16
+        .globl _start
+_start:
+        cli
+        cld
+        lgdtl %cs:(gdt_desc - IMAGE_BASE)
+        movl %cr0, %eax
+        orl $1, %eax
+        movl %eax, %cr0
+        /* ljmpl $0x08, $pm32 */
+        .byte 0x66, 0xea
+        .long pm32
+        .word 0x08
+
+        .code32
+pm32:
+        movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        movl $STACK_TOP, %esp
+
+        /* Zero PML4 and PDPT, then link PML4[0] -> PDPT -> MAP_GIB PDs. */
+        movl $PML4, %edi
+        xorl %eax, %eax
+        movl $(0x2000 / 4), %ecx
+        rep stosl
+        movl $(PDPT | 3), PML4
+        movl $PDPT, %edi
+        movl $(PD0 | 3), %eax
+        movl $MAP_GIB, %ecx
+1:      movl %eax, (%edi)
+        addl $0x1000, %eax
+        addl $8, %edi
+        loop 1b
+
+        /* 2 MiB pages: present, writable, PS. */
+        movl $PD0, %edi
+        movl $0x83, %eax
+        xorl %edx, %edx
+        movl $(MAP_GIB * 512), %ecx
+2:      movl %eax, (%edi)
+        movl %edx, 4(%edi)
+        addl $0x200000, %eax
+        adcl $0, %edx
+        addl $8, %edi
+        loop 2b
+
+        movl %cr4, %eax
+        orl $0x20, %eax                 /* PAE */
+        movl %eax, %cr4
+        movl $PML4, %eax
+        movl %eax, %cr3
+        movl $0xc0000080, %ecx          /* EFER.LME */
+        rdmsr
+        orl $0x100, %eax
+        wrmsr
+        movl %cr0, %eax
+        orl $0x80000000, %eax           /* PG */
+        movl %eax, %cr0
+        ljmp $0x18, $lm64
+
+        .code64
+lm64:
+        movl $STACK_TOP, %esp
+        call main
+        /* not reached */
+halt:   cli
+        hlt
+        jmp halt
+
+/* putc: %al to the debug console */
+putc:
+        movw $DEBUGCON, %dx
+        outb %al, %dx
+        ret
+
+/* puts: NUL-terminated string at %rsi */
+puts:
+        lodsb
+        testb %al, %al
+        jz 1f
+        call putc
+        jmp puts
+1:      ret
+
+/* puthex: %rax as 0x and 16 hex digits; clobbers %rcx, %rdx, %rbx */
+puthex:
+        movq %rax, %rbx
+        movb $'0', %al
+        call putc
+        movb $'x', %al
+        call putc
+        movl $16, %ecx
+1:      rolq $4, %rbx
+        movl %ebx, %eax
+        andl $0xf, %eax
+        cmpb $10, %al
+        jb 2f
+        addb $('a' - '0' - 10), %al
+2:      addb $'0', %al
+        call putc
+        loop 1b
+        ret
+
+/* fwcfg_read: select key %ax, read %rcx bytes to %rdi */
+fwcfg_read:
+        movw $FWCFG_SEL, %dx
+        outw %ax, %dx
+        movw $FWCFG_DATA, %dx
+        rep insb
+        ret
+
+/*
+ * load_args: find "opt/gmem/args" in the fw_cfg directory and read it to
+ * ARGS.  Returns %eax = 1 if found, 0 if not.
+ */
+load_args:
+        movl $FW_CFG_FILE_DIR, %eax
+        movl $ARGS, %edi                /* count, big-endian */
+        movl $4, %ecx
+        call fwcfg_read
+        movl ARGS, %r8d
+        bswapl %r8d
+1:      testl %r8d, %r8d
+        jz 3f
+        decl %r8d
+        movl $DIRENT, %edi              /* read the next entry: port keeps place */
+        movl $64, %ecx
+        movw $FWCFG_DATA, %dx
+        rep insb
+        leaq args_name(%rip), %rsi
+        movl $(DIRENT + 8), %edi
+        movl $args_name_len, %ecx
+        repe cmpsb
+        jne 1b
+        movl DIRENT, %ecx               /* size, big-endian */
+        bswapl %ecx
+        cmpl $ARGS_MAX, %ecx
+        jbe 2f
+        movl $ARGS_MAX, %ecx
+2:      movzwl (DIRENT + 4), %eax       /* select, big-endian */
+        xchgb %al, %ah
+        movl $ARGS, %edi
+        call fwcfg_read
+        movl $1, %eax
+        ret
+3:      xorl %eax, %eax
+        ret
+
+/*
+ * check_range: %rdi base, %rsi end, %r9 pattern; every page's first word
+ * must be (address ^ pattern).  Jumps to fail on a mismatch.
+ */
+check_range:
+        movq %rdi, %rax
+        xorq %r9, %rax
+        cmpq %rax, (%rdi)
+        jne fail_at
+        addq $4096, %rdi
+        cmpq %rsi, %rdi
+        jb check_range
+        ret
+
+/* fill_range: %rdi base, %rsi end, %r9 pattern */
+fill_range:
+        movq %rdi, %rax
+        xorq %r9, %rax
+        movq %rax, (%rdi)
+        addq $4096, %rdi
+        cmpq %rsi, %rdi
+        jb fill_range
+        ret
+
+/* seed in %eax -> pattern in %r9 (seed in both halves) */
+make_pattern:
+        movl %eax, %r9d
+        shlq $32, %r9
+        orq %rax, %r9
+        ret
+
+main:
+        leaq msg_hello(%rip), %rsi
+        call puts
+
+        movl $FW_CFG_RAM_SIZE, %eax
+        movl $(STATE + S_RAM_SIZE), %edi
+        movl $8, %ecx
+        call fwcfg_read
+        movq $0, (STATE + S_PAGES)
+        leaq msg_ram(%rip), %rsi
+        call puts
+        movq (STATE + S_RAM_SIZE), %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+
+        call load_args
+        testl %eax, %eax
+        jz default_args
+        cmpl $ARGS_MAGIC, (ARGS + A_MAGIC)
+        jne bad_args
+        cmpl $MAX_RANGES, (ARGS + A_NRANGES)
+        ja bad_args
+        leaq msg_args(%rip), %rsi
+        call puts
+        jmp run_ranges
+
+default_args:
+        movl $ARGS_MAGIC, (ARGS + A_MAGIC)
+        movl $0, (ARGS + A_FLAGS)
+        movl $DEFAULT_SEED, (ARGS + A_SEED)
+        movl $1, (ARGS + A_NRANGES)
+        movq $0x100000, (ARGS + A_RANGES + R_BASE)
+        movq (STATE + S_RAM_SIZE), %rax
+        movl $LOW_LIMIT, %ecx
+        cmpq %rcx, %rax
+        jbe 1f
+        movq %rcx, %rax
+1:      subq $0x100000, %rax
+        movq %rax, (ARGS + A_RANGES + R_LEN)
+        movl $KIND_GUEST, (ARGS + A_RANGES + R_KIND)
+
+run_ranges:
+        movl (ARGS + A_NRANGES), %r12d
+        movl $(ARGS + A_RANGES), %r13d
+next_range:
+        testl %r12d, %r12d
+        jz done
+        leaq msg_range(%rip), %rsi
+        call puts
+        movq R_BASE(%r13), %rax
+        call puthex
+        movb $'+', %al
+        call putc
+        movq R_LEN(%r13), %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+
+        movq R_BASE(%r13), %r14
+        movq R_LEN(%r13), %r15
+        testq $0xfff, %r14
+        jnz bad_args
+        testq %r15, %r15
+        jz bad_args
+        addq %r14, %r15                 /* r15 = end */
+        jc bad_args
+        movabsq $(MAP_GIB << 30), %rax
+        cmpq %rax, %r15
+        ja bad_args
+
+        cmpl $KIND_HOST, R_KIND(%r13)
+        jne 1f
+        movl R_HSEED(%r13), %eax
+        call make_pattern
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range
+        leaq msg_host_ok(%rip), %rsi
+        call puts
+
+1:      movl (ARGS + A_SEED), %eax
+        call make_pattern
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call fill_range
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range
+
+        movq %r15, %rax                 /* pages += (end - base) / 4096 */
+        subq %r14, %rax
+        shrq $12, %rax
+        addq %rax, (STATE + S_PAGES)
+        addl $R_SIZE, %r13d
+        decl %r12d
+        jmp next_range
+
+done:
+        leaq msg_pass(%rip), %rsi
+        call puts
+        movq (STATE + S_PAGES), %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+        testl $FLAG_HALT, (ARGS + A_FLAGS)
+        jnz halt
+        xorl %eax, %eax
+        movw $DEBUGEXIT, %dx
+        outb %al, %dx
+        jmp halt
+
+/* %rdi: address whose word is wrong, %rax: the word expected */
+fail_at:
+        movq %rdi, %r14
+        movq %rax, %r15
+        leaq msg_fail(%rip), %rsi
+        call puts
+        movq %r14, %rax
+        call puthex
+        leaq msg_got(%rip), %rsi
+        call puts
+        movq (%r14), %rax
+        call puthex
+        leaq msg_want(%rip), %rsi
+        call puts
+        movq %r15, %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+        jmp exit_fail
+
+bad_args:
+        leaq msg_bad_args(%rip), %rsi
+        call puts
+exit_fail:
+        testl $FLAG_HALT, (ARGS + A_FLAGS)
+        jnz halt
+        movb $1, %al
+        movw $DEBUGEXIT, %dx
+        outb %al, %dx
+        jmp halt
+
+args_name:
+        .asciz "opt/gmem/args"
+        .set args_name_len, . - args_name
+msg_hello:      .asciz "gmem-payload: long mode\n"
+msg_ram:        .asciz "gmem-payload: ram size "
+msg_args:       .asciz "gmem-payload: args from fw_cfg\n"
+msg_range:      .asciz "gmem-payload: range "
+msg_host_ok:    .asciz "gmem-payload: host pattern ok\n"
+msg_pass:       .asciz "RESULT PASS pages="
+msg_fail:       .asciz "RESULT FAIL addr="
+msg_got:        .asciz " got="
+msg_want:       .asciz " want="
+msg_bad_args:   .asciz "RESULT FAIL bad args\n"
+
+        /*
+         * The descriptors have their accessed bit set already: the GDT is in
+         * ROM, and a CPU that tries to set the bit writes to a read-only
+         * memslot, which KVM cannot complete.
+         */
+        .balign 8
+gdt:
+        .quad 0
+        .quad 0x00cf9b000000ffff        /* 0x08: 32-bit code */
+        .quad 0x00cf93000000ffff        /* 0x10: data */
+        .quad 0x00af9b000000ffff        /* 0x18: 64-bit code */
+gdt_end:
+gdt_desc:
+        .word gdt_end - gdt - 1
+        .long gdt
+
+        /*
+         * The reset vector, 16 bytes below 4 GiB.  Jump to the image's alias
+         * below 1 MiB (F000:xxxx), as firmware does, so that CS has an
+         * ordinary real-mode base before protected mode.  Some KVM setups
+         * (this machine's, for one) do not take the far jump to protected
+         * mode from CS base 0xffff0000.
+         */
+        .org 0xfff0
+        .code16
+        ljmp $0xf000, $(_start - IMAGE_BASE)
+        .org 0x10000
