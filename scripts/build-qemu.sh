@@ -9,7 +9,6 @@ set -euo pipefail
 "$GM_ROOT/scripts/qemu-tree.sh"
 
 config=(
-    --cc=cc
     --target-list=x86_64-softmmu
     --without-default-features
     --without-default-devices --with-devices-x86_64=gmem
@@ -21,7 +20,11 @@ config=(
     --disable-download
     --python=/usr/bin/python3
 )
-key=$(printf '%s\n' "${config[@]}" "$(cat "$QEMU_SRC/.gm-key")" | sha256sum | cut -d' ' -f1)
+# Bump when the build environment changes in a way configure must see
+# (v2: gcc-multilib, for the option ROMs).
+config_env=v2
+key=$(printf '%s\n' "${config[@]}" "$config_env" "$(cat "$QEMU_SRC/.gm-key")" |
+      sha256sum | cut -d' ' -f1)
 
 if ! [ -f "$QEMU_BUILD/.gm-key" ] || [ "$(cat "$QEMU_BUILD/.gm-key")" != "$key" ]; then
     gm_log "configuring QEMU in $QEMU_BUILD"
@@ -38,3 +41,20 @@ gm_log "building qemu-system-x86_64 $*"
 ninja -C "$QEMU_BUILD" -j"$jobs" qemu-system-x86_64 "$@" >"$GM_BUILD/ninja.log" 2>&1 ||
     { grep -E "error:|undefined reference|^FAILED" "$GM_BUILD/ninja.log" | head -40 >&2;
       gm_die "build failed (log: $GM_BUILD/ninja.log)"; }
+
+# QEMU's x86 option ROMs (linuxboot_dma.bin for -kernel, kvmvapic.bin) are
+# built by make, not ninja.  SeaBIOS comes from Debian's seabios package.
+# QEMU run from its build tree looks for firmware in its data directory
+# inside qemu-bundle/ (install_blobs is off, so nothing else puts it there).
+make -s -C "$QEMU_BUILD/pc-bios/optionrom" >>"$GM_BUILD/ninja.log" 2>&1 ||
+    gm_die "building QEMU's option ROMs failed (log: $GM_BUILD/ninja.log)"
+datadir=$QEMU_BUILD/qemu-bundle/usr/local/share/qemu
+mkdir -p "$datadir"
+for rom in linuxboot_dma.bin linuxboot.bin kvmvapic.bin multiboot_dma.bin pvh.bin; do
+    ln -sfn "$QEMU_BUILD/pc-bios/optionrom/$rom" "$datadir/$rom"
+done
+for fw in bios-256k.bin bios-microvm.bin bios.bin; do
+    [ -e "/usr/share/seabios/$fw" ] ||
+        gm_die "/usr/share/seabios/$fw is missing: install Debian's seabios package"
+    ln -sfn "/usr/share/seabios/$fw" "$datadir/$fw"
+done

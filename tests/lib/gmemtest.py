@@ -1,0 +1,275 @@
+"""Helpers for the project's end-to-end tests: start QEMU, talk QMP,
+build the payload's argument file, read KVM's capabilities.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import fcntl
+import json
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("GM_BUILD", os.path.join(ROOT, "build"))
+QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
+PAYLOAD = os.path.join(BUILD, "guest", "payload.bin")
+
+# <linux/kvm.h>
+KVM_CREATE_VM = 0xAE01
+KVM_CHECK_EXTENSION = 0xAE03
+KVM_CAP_USER_MEMORY2 = 231
+KVM_CAP_MEMORY_ATTRIBUTES = 233
+KVM_CAP_GUEST_MEMFD = 234
+KVM_CAP_GUEST_MEMFD_FLAGS = 244
+GUEST_MEMFD_FLAG_MMAP = 1 << 0
+GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
+
+# Payload ABI (tests/guest/payload.S)
+ARGS_MAGIC = 0x31414D47
+FLAG_HALT = 1
+KIND_GUEST = 0
+KIND_HOST = 1
+DEFAULT_SEED = 0x5EED5EED
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here; the message is the reason."""
+
+
+def kvm_caps():
+    """KVM's VM-level capabilities that the backend depends on, or None
+    with a reason when /dev/kvm cannot be used."""
+    try:
+        kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return None, "/dev/kvm: %s" % e.strerror
+    try:
+        vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    except OSError as e:
+        os.close(kvm)
+        return None, "KVM_CREATE_VM: %s" % e.strerror
+    try:
+        caps = {}
+        for name, cap in (("user_memory2", KVM_CAP_USER_MEMORY2),
+                          ("memory_attributes", KVM_CAP_MEMORY_ATTRIBUTES),
+                          ("guest_memfd", KVM_CAP_GUEST_MEMFD),
+                          ("guest_memfd_flags", KVM_CAP_GUEST_MEMFD_FLAGS)):
+            try:
+                caps[name] = fcntl.ioctl(vm, KVM_CHECK_EXTENSION, cap)
+            except OSError:
+                caps[name] = 0
+        return caps, None
+    finally:
+        os.close(vm)
+        os.close(kvm)
+
+
+def require_kvm():
+    caps, why = kvm_caps()
+    if caps is None:
+        raise Skip("no usable KVM (%s)" % why)
+    return caps
+
+
+def require_gmem_mmap():
+    caps = require_kvm()
+    want = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED
+    if not caps["guest_memfd"] or not caps["user_memory2"]:
+        raise Skip("host KVM has no guest_memfd (Linux 6.8+ needed)")
+    if caps["guest_memfd_flags"] & want != want:
+        raise Skip("host KVM's guest_memfd cannot be mmap()ed shared "
+                   "(GUEST_MEMFD_FLAG_MMAP|INIT_SHARED, Linux 6.18+ needed)")
+    return caps
+
+
+def payload_args(ranges, flags=0, seed=DEFAULT_SEED):
+    """The payload's fw_cfg argument file.  ranges: (base, length, kind,
+    host_seed) tuples."""
+    blob = struct.pack("<IIII", ARGS_MAGIC, flags, seed, len(ranges))
+    for base, length, kind, hseed in ranges:
+        blob += struct.pack("<QQII", base, length, kind, hseed)
+    return blob
+
+
+def pattern_word(addr, seed):
+    """The word the payload writes at the start of the page at addr."""
+    return addr ^ ((seed << 32) | seed)
+
+
+def host_pattern(base, length, seed):
+    """Bytes for [base, base+length) with the payload's pattern: one word
+    per page, the rest zero."""
+    buf = bytearray(length)
+    for off in range(0, length, 4096):
+        struct.pack_into("<Q", buf, off, pattern_word(base + off, seed))
+    return bytes(buf)
+
+
+class QMP:
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rw")
+        self.events = []
+        self._read()                            # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("QMP connection closed")
+        return json.loads(line)
+
+    def send(self, cmd, **args):
+        """Run a command; return the whole response (with 'return' or
+        'error')."""
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.file.write(json.dumps(msg) + "\n")
+        self.file.flush()
+        while True:
+            resp = self._read()
+            if "event" in resp:
+                self.events.append(resp)
+                continue
+            return resp
+
+    def cmd(self, cmd, **args):
+        resp = self.send(cmd, **args)
+        if "error" in resp:
+            raise RuntimeError("%s: %s" % (cmd, resp["error"]["desc"]))
+        return resp["return"]
+
+    def hmp(self, line):
+        return self.cmd("human-monitor-command", **{"command-line": line})
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Qemu:
+    """qemu-system-x86_64 with a QMP socket, debugcon to a file and
+    isa-debug-exit.  Use as a context manager."""
+
+    def __init__(self, args, accel="kvm", payload=PAYLOAD, args_blob=None,
+                 qmp=True, machine="q35", extra_machine=""):
+        self.dir = tempfile.mkdtemp(prefix="gmem-")
+        self.debugcon = os.path.join(self.dir, "debugcon.txt")
+        self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        cpu = {"kvm": "host", "tcg": "max"}.get(accel)
+        cmd = [QEMU, "-nodefaults", "-display", "none", "-accel", accel,
+               "-machine", machine + extra_machine,
+               "-chardev", "file,id=dc,path=" + self.debugcon,
+               "-device", "isa-debugcon,iobase=0xe9,chardev=dc",
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=1"]
+        if cpu:
+            cmd += ["-cpu", cpu]
+        if payload:
+            cmd += ["-bios", payload]
+        if args_blob is not None:
+            path = os.path.join(self.dir, "args.bin")
+            with open(path, "wb") as f:
+                f.write(args_blob)
+            cmd += ["-fw_cfg", "name=opt/gmem/args,file=" + path]
+        if qmp:
+            cmd += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        self.cmd = cmd + list(args)
+        self.proc = None
+        self.qmp = None
+        self.use_qmp = qmp
+
+    def start(self):
+        self.stderr = open(os.path.join(self.dir, "stderr.txt"), "w+")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr)
+        if self.use_qmp:
+            deadline = time.time() + 30
+            while not os.path.exists(self.qmp_path):
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("QEMU did not start: " + self.errors())
+                time.sleep(0.02)
+            self.qmp = QMP(self.qmp_path)
+        return self
+
+    def wait(self, timeout=60):
+        return self.proc.wait(timeout)
+
+    def errors(self):
+        if self.proc and self.proc.poll() is None:
+            pass
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def output(self):
+        try:
+            with open(self.debugcon) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_output(self, text, timeout=60):
+        """Wait until the debug console shows text; return the output."""
+        deadline = time.time() + timeout
+        while True:
+            out = self.output()
+            if text in out:
+                return out
+            if self.proc.poll() is not None:
+                raise RuntimeError("QEMU exited (%d) before %r; console: %r; "
+                                   "stderr: %s" % (self.proc.returncode, text,
+                                                   out, self.errors()))
+            if time.time() > deadline:
+                raise RuntimeError("timed out waiting for %r; console: %r"
+                                   % (text, out))
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.qmp:
+            self.qmp.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if hasattr(self, "stderr"):
+            self.stderr.close()
+        subprocess.call(["rm", "-rf", self.dir])
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run_qemu(args, timeout=60):
+    """Run QEMU to completion; return (returncode, stderr)."""
+    p = subprocess.run([QEMU] + list(args), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout, universal_newlines=True)
+    return p.returncode, p.stdout
+
+
+def payload_result(out):
+    """The payload's RESULT line, or None."""
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return line
+    return None
