@@ -35,9 +35,28 @@ if ! all_verified; then
   $QEMU_SRC_VERSION and the pins must be reviewed before use."
 fi
 
-key=$( { cat "$GM_ROOT/configs/pins.sh" "$0"; cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null; } |
-       sha256sum | cut -d' ' -f1)
+# The tree is unpacked again when this key changes: the pins, the patches,
+# or the way it is unpacked (bump UNPACK_VERSION when the steps below change).
+UNPACK_VERSION=1
+key=$( { echo "$UNPACK_VERSION"; cat "$GM_ROOT/configs/pins.sh";
+         cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null; } | sha256sum | cut -d' ' -f1)
+# Link the overlay in (every run: cheap, and picks up new headers).
+link_overlay() {
+    local h rel
+    # QEMU's meson.build picks up overlay/meson.build (patch 0001).
+    ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
+    ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
+        "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
+    # The overlay's headers, where QEMU's code expects them.
+    (cd "$GM_ROOT" && find include -name '*.h') | while read -r h; do
+        [ -e "$QEMU_SRC/$h" ] && [ ! -L "$QEMU_SRC/$h" ] &&
+            gm_die "overlay header $h would replace QEMU's own"
+        ln -sfn "$GM_ROOT/$h" "$QEMU_SRC/$h"
+    done
+}
+
 if [ -f "$QEMU_SRC/.gm-key" ] && [ "$(cat "$QEMU_SRC/.gm-key")" = "$key" ]; then
+    link_overlay
     exit 0
 fi
 
@@ -55,8 +74,5 @@ for p in "$GM_ROOT"/patches/qemu/*.patch; do
         gm_die "$(basename "$p") does not apply to $QEMU_SRC_DIR"
 done
 
-# The overlay: QEMU's meson.build picks up overlay/meson.build (patch 0001).
-ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
-ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
-    "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
+link_overlay
 echo "$key" >"$QEMU_SRC/.gm-key"

@@ -28,6 +28,7 @@ QEMU_BUILD = os.path.join(gmemtest.BUILD, "qemu-build")
 # qtest executables: (ninja target, description).  Ours first, then QEMU's
 # own suites that cover memory backends, QOM and QMP.
 QTESTS = [
+    ("overlay/tests/qtest/guest-memfd-test", "ours"),
     ("tests/qtest/qom-test", "QEMU"),
     ("tests/qtest/device-introspect-test", "QEMU"),
     ("tests/qtest/qmp-test", "QEMU"),

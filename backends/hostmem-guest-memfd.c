@@ -1,0 +1,383 @@
+/*
+ * memory-backend-guest-memfd: guest RAM in a KVM guest_memfd
+ *
+ * A guest_memfd is memory that KVM hands to the guest from the file itself
+ * (KVM_MEM_GUEST_MEMFD memslots).  With mmap=on the file is created
+ * mappable and shared (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+ * Linux 6.18+) and QEMU maps it as the RAM's host memory: the guest's RAM
+ * lives in the guest_memfd and nowhere else.
+ *
+ * Copyright (c) 2026 The guest-memfd project authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/kvm.h>
+#include "qapi/error.h"
+#include "qapi/qapi-types-migration.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/thread.h"
+#include "qemu/units.h"
+#include "qom/object_interfaces.h"
+#include "hw/boards.h"
+#include "migration/blocker.h"
+#include "system/confidential-guest-support.h"
+#include "system/guest-memfd.h"
+#include "system/hostmem.h"
+#include "system/kvm.h"
+
+OBJECT_DECLARE_TYPE(HostMemoryBackendGuestMemfd,
+                    HostMemoryBackendGuestMemfdClass,
+                    MEMORY_BACKEND_GUEST_MEMFD)
+
+struct HostMemoryBackendGuestMemfd {
+    HostMemoryBackend parent_obj;
+
+    bool mmap;
+    /* prealloc=on: allocate the guest_memfd itself, see complete() */
+    bool prealloc;
+    Error *cpr_blocker;
+};
+
+struct HostMemoryBackendGuestMemfdClass {
+    HostMemoryBackendClass parent_class;
+
+    void (*parent_complete)(UserCreatable *uc, Error **errp);
+};
+
+#define GMEM_SHARED_FLAGS \
+    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)
+
+/* Do not split preallocation into pieces smaller than this. */
+#define GMEM_PREALLOC_MIN_CHUNK (64 * MiB)
+
+static bool gmem_check_host_nodes(HostMemoryBackend *backend, Error **errp)
+{
+    unsigned long node;
+
+    for (node = find_first_bit(backend->host_nodes, MAX_NODES);
+         node < MAX_NODES;
+         node = find_next_bit(backend->host_nodes, MAX_NODES, node + 1)) {
+        g_autofree char *path =
+            g_strdup_printf("/sys/devices/system/node/node%lu", node);
+
+        if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
+            error_setg(errp, "%s: host-nodes: host NUMA node %lu does not "
+                       "exist", TYPE_MEMORY_BACKEND_GUEST_MEMFD, node);
+            error_append_hint(errp, "The host's nodes are listed in "
+                              "/sys/devices/system/node/online.\n");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* MemAvailable from /proc/meminfo, or 0 if it cannot be read. */
+static uint64_t gmem_host_available(void)
+{
+    g_autofree char *meminfo = NULL;
+    const char *p, *end;
+    uint64_t kib;
+
+    if (!g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL)) {
+        return 0;
+    }
+    p = strstr(meminfo, "MemAvailable:");
+    if (!p || qemu_strtou64(p + strlen("MemAvailable:"), &end, 10, &kib)) {
+        return 0;
+    }
+    return kib * KiB;
+}
+
+/* Everything that can be refused before a guest_memfd is created. */
+static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
+{
+    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
+    const char *type = TYPE_MEMORY_BACKEND_GUEST_MEMFD;
+    size_t pagesize = qemu_real_host_page_size();
+    int64_t flags;
+
+    if (!kvm_enabled()) {
+        error_setg(errp, "%s needs the KVM accelerator: a guest_memfd is "
+                   "memory that KVM provides", type);
+        error_append_hint(errp, "Start QEMU with -accel kvm.\n");
+        return false;
+    }
+    if (!backend->size || !QEMU_IS_ALIGNED(backend->size, pagesize)) {
+        error_setg(errp, "%s: size 0x%" PRIx64 " is not a non-zero multiple "
+                   "of the host page size (0x%zx)", type, backend->size,
+                   pagesize);
+        return false;
+    }
+    if (!backend->share) {
+        error_setg(errp, "%s: share=off is not supported: the guest's "
+                   "memory is the guest_memfd's own pages", type);
+        return false;
+    }
+    if (backend->merge) {
+        error_setg(errp, "%s: merge=on is not supported: KSM merges only "
+                   "anonymous private memory", type);
+        return false;
+    }
+    if (!backend->reserve) {
+        error_setg(errp, "%s: reserve=off is not supported: a guest_memfd "
+                   "reserves no swap space, so there is nothing to turn off",
+                   type);
+        return false;
+    }
+    if (!gmem_check_host_nodes(backend, errp)) {
+        return false;
+    }
+
+    flags = kvm_guest_memfd_supported_flags();
+    if (flags < 0) {
+        error_setg(errp, "%s: this host's KVM cannot back guest memory with "
+                   "a guest_memfd (KVM_CAP_GUEST_MEMFD and "
+                   "KVM_CAP_USER_MEMORY2 need Linux 6.8 or later)", type);
+        return false;
+    }
+
+    if (gm->mmap) {
+        if (backend->guest_memfd) {
+            error_setg(errp, "%s: mmap=on memory is shared with the host, but "
+                       "the confidential guest '%s' needs private memory",
+                       type, object_get_typename(OBJECT(current_machine->cgs)));
+            error_append_hint(errp, "Use mmap=off.\n");
+            return false;
+        }
+        if ((flags & GMEM_SHARED_FLAGS) != GMEM_SHARED_FLAGS) {
+            error_setg(errp, "%s: mmap=on needs a guest_memfd that QEMU can "
+                       "map, but this host's KVM does not offer "
+                       "GUEST_MEMFD_FLAG_MMAP and GUEST_MEMFD_FLAG_INIT_SHARED "
+                       "(it offers flags 0x%" PRIx64 "; Linux 6.18 or later "
+                       "has them)", type, flags);
+            return false;
+        }
+    } else {
+        if (!kvm_private_memory_supported()) {
+            error_setg(errp, "%s: mmap=off keeps the guest's memory private, "
+                       "but this KVM VM cannot make memory private "
+                       "(no KVM_MEMORY_ATTRIBUTE_PRIVATE)", type);
+            error_append_hint(errp, "Use mmap=on, or a VM type with private "
+                              "memory.\n");
+            return false;
+        }
+        error_setg(errp, "%s: mmap=off (private memory) is not implemented "
+                   "yet", type);
+        return false;
+    }
+
+    if (gm->prealloc) {
+        uint64_t avail = gmem_host_available();
+
+        if (avail && backend->size > avail) {
+            g_autofree char *want = size_to_str(backend->size);
+            g_autofree char *have = size_to_str(avail);
+
+            error_setg(errp, "%s: cannot preallocate %s: the host has %s "
+                       "available", type, want, have);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
+{
+    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
+    g_autofree char *name = NULL;
+    int fd;
+
+    if (!gmem_backend_check(backend, errp)) {
+        return false;
+    }
+
+    fd = kvm_create_guest_memfd(backend->size, GMEM_SHARED_FLAGS, errp);
+    if (fd < 0) {
+        return false;
+    }
+
+    name = host_memory_backend_get_name(backend);
+    backend->aligned = true;
+    if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
+                                        backend->size,
+                                        RAM_SHARED | RAM_GUEST_MEMFD_MMAP,
+                                        fd, 0, errp)) {
+        close(fd);
+        return false;
+    }
+
+    /*
+     * A guest_memfd belongs to the VM that created it: CPR would hand the
+     * file to a new QEMU whose VM cannot use it.  Migration that copies
+     * RAM works, since the memory is readable through the mapping.
+     */
+    error_setg(&gm->cpr_blocker, "%s '%s' cannot be passed to a new QEMU "
+               "process: a guest_memfd belongs to the KVM VM that created it",
+               TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+    if (migrate_add_blocker_modes(&gm->cpr_blocker,
+                                  BIT(MIG_MODE_CPR_TRANSFER) |
+                                  BIT(MIG_MODE_CPR_EXEC), errp) < 0) {
+        return false;
+    }
+    return true;
+}
+
+typedef struct GmemPreallocJob {
+    QemuThread thread;
+    int fd;
+    off_t offset;
+    off_t len;
+    int err;
+} GmemPreallocJob;
+
+static void *gmem_prealloc_thread(void *opaque)
+{
+    GmemPreallocJob *job = opaque;
+
+    /* guest_memfd only allocates with KEEP_SIZE: its size is fixed. */
+    if (fallocate(job->fd, FALLOC_FL_KEEP_SIZE, job->offset, job->len)) {
+        job->err = errno;
+    }
+    return NULL;
+}
+
+/*
+ * Allocate the whole guest_memfd with fallocate(), in up to
+ * prealloc-threads pieces at once.  Runs after the NUMA policy is bound
+ * to the mapping, which guest_memfd applies to its own allocations.
+ */
+static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
+{
+    int fd = memory_region_get_fd(&backend->mr);
+    uint64_t size = backend->size;
+    uint64_t nthreads = MAX(1, MIN(backend->prealloc_threads,
+                                   size / GMEM_PREALLOC_MIN_CHUNK));
+    uint64_t chunk = ROUND_UP(DIV_ROUND_UP(size, nthreads),
+                              qemu_real_host_page_size());
+    g_autofree GmemPreallocJob *jobs = g_new0(GmemPreallocJob, nthreads);
+    uint64_t i, started = 0;
+    int err = 0;
+
+    for (i = 0; i < nthreads && i * chunk < size; i++) {
+        jobs[i].fd = fd;
+        jobs[i].offset = i * chunk;
+        jobs[i].len = MIN(chunk, size - i * chunk);
+        if (i + 1 < nthreads) {
+            qemu_thread_create(&jobs[i].thread, "gmem-prealloc",
+                               gmem_prealloc_thread, &jobs[i],
+                               QEMU_THREAD_JOINABLE);
+            started = i + 1;
+        } else {
+            gmem_prealloc_thread(&jobs[i]);
+        }
+    }
+    for (i = 0; i < started; i++) {
+        qemu_thread_join(&jobs[i].thread);
+    }
+    for (i = 0; i < nthreads; i++) {
+        if (jobs[i].err) {
+            err = jobs[i].err;
+            break;
+        }
+    }
+    if (err) {
+        g_autofree char *name = host_memory_backend_get_name(backend);
+        g_autofree char *want = size_to_str(size);
+
+        error_setg_errno(errp, err, "%s '%s': cannot preallocate %s of "
+                         "guest_memfd", TYPE_MEMORY_BACKEND_GUEST_MEMFD,
+                         name, want);
+        return false;
+    }
+    return true;
+}
+
+static void gmem_backend_complete(UserCreatable *uc, Error **errp)
+{
+    HostMemoryBackend *backend = MEMORY_BACKEND(uc);
+    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(uc);
+    HostMemoryBackendGuestMemfdClass *gc =
+        MEMORY_BACKEND_GUEST_MEMFD_GET_CLASS(uc);
+
+    ERRP_GUARD();
+
+    /*
+     * The parent maps the memory, binds its NUMA policy and then
+     * preallocates by touching the mapping.  Allocate the guest_memfd
+     * itself instead, once the policy is in place.
+     */
+    gm->prealloc = backend->prealloc;
+    backend->prealloc = false;
+    gc->parent_complete(uc, errp);
+    backend->prealloc = gm->prealloc;
+    if (*errp || !gm->prealloc) {
+        return;
+    }
+    gmem_prealloc(backend, errp);
+}
+
+static bool gmem_backend_get_mmap(Object *obj, Error **errp)
+{
+    return MEMORY_BACKEND_GUEST_MEMFD(obj)->mmap;
+}
+
+static void gmem_backend_set_mmap(Object *obj, bool value, Error **errp)
+{
+    if (host_memory_backend_mr_inited(MEMORY_BACKEND(obj))) {
+        error_setg(errp, "cannot change property 'mmap' of %s after it is "
+                   "created", TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+        return;
+    }
+    MEMORY_BACKEND_GUEST_MEMFD(obj)->mmap = value;
+}
+
+static void gmem_backend_instance_init(Object *obj)
+{
+    HostMemoryBackend *backend = MEMORY_BACKEND(obj);
+
+    MEMORY_BACKEND_GUEST_MEMFD(obj)->mmap = true;
+    backend->share = true;
+    backend->merge = false;
+}
+
+static void gmem_backend_instance_finalize(Object *obj)
+{
+    migrate_del_blocker(&MEMORY_BACKEND_GUEST_MEMFD(obj)->cpr_blocker);
+}
+
+static void gmem_backend_class_init(ObjectClass *oc, const void *data)
+{
+    HostMemoryBackendClass *bc = MEMORY_BACKEND_CLASS(oc);
+    HostMemoryBackendGuestMemfdClass *gc = MEMORY_BACKEND_GUEST_MEMFD_CLASS(oc);
+    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+
+    bc->alloc = gmem_backend_alloc;
+    gc->parent_complete = ucc->complete;
+    ucc->complete = gmem_backend_complete;
+
+    object_class_property_add_bool(oc, "mmap", gmem_backend_get_mmap,
+                                   gmem_backend_set_mmap);
+    object_class_property_set_description(oc, "mmap",
+        "Create the guest_memfd mappable and shared (Linux 6.18+) and "
+        "map it as the RAM's host memory");
+}
+
+static const TypeInfo gmem_backend_info = {
+    .name = TYPE_MEMORY_BACKEND_GUEST_MEMFD,
+    .parent = TYPE_MEMORY_BACKEND,
+    .instance_size = sizeof(HostMemoryBackendGuestMemfd),
+    .instance_init = gmem_backend_instance_init,
+    .instance_finalize = gmem_backend_instance_finalize,
+    .class_size = sizeof(HostMemoryBackendGuestMemfdClass),
+    .class_init = gmem_backend_class_init,
+};
+
+static void gmem_backend_register_types(void)
+{
+    type_register_static(&gmem_backend_info);
+}
+
+type_init(gmem_backend_register_types);

@@ -1,0 +1,31 @@
+/*
+ * guest_memfd: what KVM offers, for the guest_memfd memory backend
+ *
+ * Copyright (c) 2026 The guest-memfd project authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef SYSTEM_GUEST_MEMFD_H
+#define SYSTEM_GUEST_MEMFD_H
+
+#define TYPE_MEMORY_BACKEND_GUEST_MEMFD "memory-backend-guest-memfd"
+
+/**
+ * kvm_guest_memfd_supported_flags:
+ *
+ * Returns: -1 if this VM cannot back memslots with a guest_memfd
+ * (KVM_CAP_GUEST_MEMFD and KVM_CAP_USER_MEMORY2), else the flags
+ * KVM_CREATE_GUEST_MEMFD accepts (KVM_CAP_GUEST_MEMFD_FLAGS), 0 for none.
+ */
+int64_t kvm_guest_memfd_supported_flags(void);
+
+/**
+ * kvm_private_memory_supported:
+ *
+ * Returns: whether this VM can make guest memory private
+ * (KVM_MEMORY_ATTRIBUTE_PRIVATE in KVM_CAP_MEMORY_ATTRIBUTES).
+ */
+bool kvm_private_memory_supported(void);
+
+#endif

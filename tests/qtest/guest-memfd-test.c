@@ -1,0 +1,343 @@
+/*
+ * qtest for memory-backend-guest-memfd
+ *
+ * Without KVM (-accel qtest): the QOM type, its properties, the QAPI
+ * schema and the error for a machine without KVM.  With this host's KVM:
+ * the payload guest (tests/guest) runs from guest_memfd-backed RAM while
+ * the test writes and reads that RAM through QEMU.
+ *
+ * Copyright (c) 2026 The guest-memfd project authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+#include "qemu/bswap.h"
+#include "tests/qtest/libqtest.h"
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qobject/qlist.h"
+#include "qobject/qstring.h"
+
+#define TYPE_GMEM "memory-backend-guest-memfd"
+
+/* The payload's argument file (tests/guest/payload.S) */
+#define ARGS_MAGIC      0x31414d47
+#define FLAG_HALT       1
+#define KIND_GUEST      0
+#define KIND_HOST       1
+
+typedef struct QEMU_PACKED PayloadRange {
+    uint64_t base;
+    uint64_t len;
+    uint32_t kind;
+    uint32_t host_seed;
+} PayloadRange;
+
+typedef struct QEMU_PACKED PayloadArgs {
+    uint32_t magic;
+    uint32_t flags;
+    uint32_t seed;
+    uint32_t nranges;
+    PayloadRange ranges[2];
+} PayloadArgs;
+
+static uint64_t pattern_word(uint64_t addr, uint32_t seed)
+{
+    return addr ^ (((uint64_t)seed << 32) | seed);
+}
+
+/* Why this host's KVM cannot run the guest_memfd tests, or NULL. */
+static const char *kvm_gmem_unavailable(void)
+{
+    const uint64_t want = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+    int kvm, vm, flags;
+    const char *why = NULL;
+
+    kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) {
+        return "no usable /dev/kvm";
+    }
+    vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    if (vm < 0) {
+        close(kvm);
+        return "KVM_CREATE_VM failed";
+    }
+    if (ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD) <= 0 ||
+        ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) <= 0) {
+        why = "host KVM has no guest_memfd (Linux 6.8+ needed)";
+    } else {
+        flags = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+        if (flags < 0 || (flags & want) != want) {
+            why = "host KVM cannot mmap a shared guest_memfd (Linux 6.18+)";
+        }
+    }
+    close(vm);
+    close(kvm);
+    return why;
+}
+
+static bool qlist_has_str(QList *list, const char *key, const char *value)
+{
+    const QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+        const char *s = d ? qdict_get_try_str(d, key) : NULL;
+
+        if (s && !strcmp(s, value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_properties(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *resp;
+    QList *props;
+    static const char *const expected[] = {
+        "size", "mmap", "prealloc", "prealloc-threads", "policy",
+        "host-nodes", "dump", "merge", "share", "reserve",
+    };
+    int i;
+
+    resp = qtest_qmp(qts, "{ 'execute': 'qom-list-properties',"
+                     "  'arguments': { 'typename': %s } }", TYPE_GMEM);
+    props = qdict_get_qlist(resp, "return");
+    g_assert(props);
+    for (i = 0; i < ARRAY_SIZE(expected); i++) {
+        g_assert_true(qlist_has_str(props, "name", expected[i]));
+    }
+    qobject_unref(resp);
+
+    /* It is a memory backend, usable wherever one is. */
+    resp = qtest_qmp(qts, "{ 'execute': 'qom-list-types',"
+                     "  'arguments': { 'implements': 'memory-backend' } }");
+    g_assert_true(qlist_has_str(qdict_get_qlist(resp, "return"), "name",
+                                TYPE_GMEM));
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+static void test_schema(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-qmp-schema' }");
+    QList *schema = qdict_get_qlist(resp, "return");
+    const QListEntry *e;
+    bool have_struct = false, have_mmap = false, have_enum = false;
+
+    QLIST_FOREACH_ENTRY(schema, e) {
+        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+        QList *members = qobject_to(QList, qdict_get(d, "members"));
+        QList *values = qobject_to(QList, qdict_get(d, "values"));
+
+        if (members && qlist_has_str(members, "name", "mmap")) {
+            /* Only our struct has a member called mmap. */
+            have_mmap = true;
+            have_struct = qlist_has_str(members, "name", "size") &&
+                          qlist_has_str(members, "name", "prealloc");
+        }
+        if (values) {
+            const QListEntry *v;
+
+            QLIST_FOREACH_ENTRY(values, v) {
+                QString *s = qobject_to(QString, qlist_entry_obj(v));
+
+                if (s && !strcmp(qstring_get_str(s), TYPE_GMEM)) {
+                    have_enum = true;
+                }
+            }
+        }
+    }
+    g_assert_true(have_enum);
+    g_assert_true(have_mmap);
+    g_assert_true(have_struct);
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+/* object-add with the properties @props (JSON) fails, naming @needle. */
+static void assert_object_add_fails(QTestState *qts, const char *props,
+                                    const char *needle)
+{
+    g_autofree char *json = g_strdup_printf("{ %s }", props);
+    QDict *args = qobject_to(QDict, qobject_from_json(json, &error_abort));
+    QDict *resp, *err;
+    const char *desc;
+
+    qdict_put_str(args, "qom-type", TYPE_GMEM);
+    qdict_put_str(args, "id", "bad");
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': %p }",
+                     args);
+    err = qdict_get_qdict(resp, "error");
+    g_assert(err);
+    desc = qdict_get_str(err, "desc");
+    if (!strstr(desc, needle)) {
+        g_test_message("error was: %s", desc);
+    }
+    g_assert_nonnull(strstr(desc, needle));
+    qobject_unref(resp);
+
+    /* Nothing is left behind. */
+    resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
+                     " { 'path': '/objects/bad', 'property': 'size' } }");
+    g_assert(qdict_haskey(resp, "error"));
+    qobject_unref(resp);
+}
+
+static void test_no_kvm(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+
+    assert_object_add_fails(qts, "'size': 1048576",
+                            "needs the KVM accelerator");
+    qtest_quit(qts);
+}
+
+static void test_kvm_bad_input(void)
+{
+    const char *why = kvm_gmem_unavailable();
+    QTestState *qts;
+
+    if (why) {
+        g_test_skip(why);
+        return;
+    }
+    qts = qtest_init("-accel kvm -machine none");
+    assert_object_add_fails(qts, "'size': 1000", "not a non-zero multiple");
+    assert_object_add_fails(qts, "'size': 1048576, 'share': false",
+                            "share=off is not supported");
+    assert_object_add_fails(qts, "'size': 1048576, 'merge': true",
+                            "merge=on is not supported");
+    assert_object_add_fails(qts, "'size': 1048576, 'reserve': false",
+                            "reserve=off is not supported");
+    assert_object_add_fails(qts, "'size': 1048576, 'mmap': false",
+                            "cannot make memory private");
+    assert_object_add_fails(qts, "'size': 1048576, 'policy': 'bind',"
+                            " 'host-nodes': [ 7 ]", "node 7 does not exist");
+    assert_object_add_fails(qts, "'size': 1099511627776000, 'prealloc': true",
+                            "cannot preallocate");
+
+    /* A good one still works afterwards. */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments':"
+                             " { 'qom-type': '" TYPE_GMEM "', 'id': 'good',"
+                             "   'size': 1048576, 'prealloc': true } }");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', 'arguments':"
+                             " { 'id': 'good' } }");
+    qtest_quit(qts);
+}
+
+/* Wait until the payload's debug console shows its RESULT line. */
+static char *wait_result(const char *console)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    while (g_get_monotonic_time() < deadline) {
+        g_autofree char *out = NULL;
+        char *line;
+
+        if (g_file_get_contents(console, &out, NULL, NULL) &&
+            (line = strstr(out, "RESULT ")) && strchr(line, '\n')) {
+            return g_strndup(line, strchr(line, '\n') - line);
+        }
+        g_usleep(20 * 1000);
+    }
+    return NULL;
+}
+
+/*
+ * The host writes a pattern into guest RAM through QEMU before the guest
+ * runs; the guest checks it, writes its own over a second range; the host
+ * reads that back.  All of it is guest_memfd memory.
+ */
+static void test_kvm_readback(void)
+{
+    const char *why = kvm_gmem_unavailable();
+    const char *payload = getenv("PAYLOAD");
+    const uint64_t host_base = 0x200000, host_len = 0x100000;
+    const uint64_t guest_base = 0x1000000, guest_len = 0x400000;
+    const uint32_t host_seed = 0xc0ffee, guest_seed = 0x5eed;
+    g_autofree char *dir = NULL, *args_path = NULL, *console = NULL;
+    g_autofree char *result = NULL;
+    g_autofree uint64_t *buf = NULL;
+    PayloadArgs args = {
+        .magic = ARGS_MAGIC, .flags = FLAG_HALT, .seed = guest_seed,
+        .nranges = 2,
+        .ranges = {
+            { host_base, host_len, KIND_HOST, host_seed },
+            { guest_base, guest_len, KIND_GUEST, 0 },
+        },
+    };
+    QTestState *qts;
+    QDict *resp;
+    uint64_t off, word;
+
+    if (why) {
+        g_test_skip(why);
+        return;
+    }
+    if (!payload || access(payload, R_OK)) {
+        g_test_skip("PAYLOAD does not name the payload guest image");
+        return;
+    }
+
+    dir = g_dir_make_tmp("gmem-qtest-XXXXXX", NULL);
+    args_path = g_build_filename(dir, "args.bin", NULL);
+    console = g_build_filename(dir, "console.txt", NULL);
+    g_assert_true(g_file_set_contents(args_path, (char *)&args, sizeof(args),
+                                      NULL));
+
+    qts = qtest_initf("-accel kvm -cpu host -nodefaults -S"
+                      " -object " TYPE_GMEM ",id=ram0,size=64M"
+                      " -machine q35,memory-backend=ram0 -m 64M"
+                      " -bios %s -fw_cfg name=opt/gmem/args,file=%s"
+                      " -chardev file,id=dc,path=%s"
+                      " -device isa-debugcon,iobase=0xe9,chardev=dc",
+                      payload, args_path, console);
+
+    /* It really is KVM, and the RAM is the guest_memfd backend. */
+    resp = qtest_qmp(qts, "{ 'execute': 'query-kvm' }");
+    g_assert_true(qdict_get_bool(qdict_get_qdict(resp, "return"), "enabled"));
+    qobject_unref(resp);
+
+    buf = g_malloc0(MAX(host_len, guest_len));
+    for (off = 0; off < host_len; off += 4096) {
+        buf[off / 8] = cpu_to_le64(pattern_word(host_base + off, host_seed));
+    }
+    qtest_memwrite(qts, host_base, buf, host_len);
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
+    result = wait_result(console);
+    g_assert_nonnull(result);
+    g_assert_cmpstr(result, ==, "RESULT PASS pages=0x0000000000000500");
+
+    qtest_memread(qts, guest_base, buf, guest_len);
+    for (off = 0; off < guest_len; off += 4096) {
+        word = le64_to_cpu(buf[off / 8]);
+        g_assert_cmphex(word, ==, pattern_word(guest_base + off, guest_seed));
+    }
+
+    qtest_quit(qts);
+    unlink(args_path);
+    unlink(console);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    qtest_add_func("/guest-memfd/properties", test_properties);
+    qtest_add_func("/guest-memfd/schema", test_schema);
+    qtest_add_func("/guest-memfd/no-kvm", test_no_kvm);
+    qtest_add_func("/guest-memfd/kvm/bad-input", test_kvm_bad_input);
+    qtest_add_func("/guest-memfd/kvm/readback", test_kvm_readback);
+
+    return g_test_run();
+}
