@@ -15,7 +15,6 @@
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
 #include "qapi/error.h"
-#include "qapi/qapi-types-migration.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/thread.h"
@@ -38,7 +37,7 @@ struct HostMemoryBackendGuestMemfd {
     bool mmap;
     /* prealloc=on: allocate the guest_memfd itself, see complete() */
     bool prealloc;
-    Error *cpr_blocker;
+    Error *migration_blocker;
 };
 
 struct HostMemoryBackendGuestMemfdClass {
@@ -210,19 +209,18 @@ static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
     }
 
     /*
-     * A guest_memfd belongs to the VM that created it: CPR would hand the
-     * file to a new QEMU whose VM cannot use it.  Migration that copies
-     * RAM works, since the memory is readable through the mapping.
+     * Migration and snapshots copy RAM while KVM logs the pages the guest
+     * dirties, and KVM cannot log dirty pages of guest_memfd memslots
+     * (KVM_MEM_LOG_DIRTY_PAGES is refused with KVM_MEM_GUEST_MEMFD).  CPR
+     * would hand the file itself to a new QEMU, whose VM cannot use it: a
+     * guest_memfd belongs to the VM that created it.  Reading the memory
+     * through the mapping (dump-guest-memory, pmemsave) works.
      */
-    error_setg(&gm->cpr_blocker, "%s '%s' cannot be passed to a new QEMU "
-               "process: a guest_memfd belongs to the KVM VM that created it",
+    error_setg(&gm->migration_blocker, "%s '%s' cannot be migrated or "
+               "snapshotted: KVM cannot log dirty pages of guest_memfd memory, "
+               "and a guest_memfd belongs to the KVM VM that created it",
                TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
-    if (migrate_add_blocker_modes(&gm->cpr_blocker,
-                                  BIT(MIG_MODE_CPR_TRANSFER) |
-                                  BIT(MIG_MODE_CPR_EXEC), errp) < 0) {
-        return false;
-    }
-    return true;
+    return migrate_add_blocker(&gm->migration_blocker, errp) == 0;
 }
 
 typedef struct GmemPreallocJob {
@@ -345,7 +343,7 @@ static void gmem_backend_instance_init(Object *obj)
 
 static void gmem_backend_instance_finalize(Object *obj)
 {
-    migrate_del_blocker(&MEMORY_BACKEND_GUEST_MEMFD(obj)->cpr_blocker);
+    migrate_del_blocker(&MEMORY_BACKEND_GUEST_MEMFD(obj)->migration_blocker);
 }
 
 static void gmem_backend_class_init(ObjectClass *oc, const void *data)

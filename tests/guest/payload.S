@@ -9,7 +9,12 @@
  * the exit status to isa-debug-exit (port 0xf4): 0 for pass (QEMU exits 1),
  * 1 for fail (QEMU exits 3).
  *
- * The ranges come from the fw_cfg file "opt/gmem/args" (see args.py); with
+ * With FLAG_HOTPLUG it then acts as a guest OS's ACPI code would for a
+ * pc-dimm in slot 0: it waits for the insert event, tests the DIMM at the
+ * address the platform reports, then waits for the remove request and
+ * ejects the DIMM.
+ *
+ * The ranges come from the fw_cfg file "opt/gmem/args" (tests/lib); with
  * no such file it tests [1 MiB, min(RAM size, 2 GiB)).  Pages below 1 MiB
  * hold the payload's own page tables and stack.
  *
@@ -56,6 +61,18 @@
 #define MAX_RANGES      ((ARGS_MAX - A_RANGES) / R_SIZE)
 
 #define FLAG_HALT       1               /* halt at the end instead of exiting */
+#define FLAG_HOTPLUG    2               /* then test a DIMM hot-plugged in slot 0 */
+
+/* ACPI memory hotplug registers (docs/specs/acpi_mem_hotplug.rst) */
+#define MEMHP_BASE      0xa00
+#define MEMHP_ADDR_LO   (MEMHP_BASE + 0x0)     /* write: slot selector */
+#define MEMHP_ADDR_HI   (MEMHP_BASE + 0x4)
+#define MEMHP_SIZE_LO   (MEMHP_BASE + 0x8)
+#define MEMHP_SIZE_HI   (MEMHP_BASE + 0xc)
+#define MEMHP_STATUS    (MEMHP_BASE + 0x14)
+#define MEMHP_INSERT    0x2                     /* status: insert event */
+#define MEMHP_REMOVE    0x4                     /* status: remove event */
+#define MEMHP_EJECT     0x8                     /* control: eject */
 #define KIND_GUEST      0               /* write and check the guest pattern */
 #define KIND_HOST       1               /* check the host's pattern first */
 
@@ -351,12 +368,93 @@ done:
         call puthex
         movb $'\n', %al
         call putc
-        testl $FLAG_HALT, (ARGS + A_FLAGS)
+        testl $FLAG_HOTPLUG, (ARGS + A_FLAGS)
+        jz 1f
+        call hotplug
+1:      testl $FLAG_HALT, (ARGS + A_FLAGS)
         jnz halt
         xorl %eax, %eax
         movw $DEBUGEXIT, %dx
         outb %al, %dx
         jmp halt
+
+/* memhp_wait: select slot 0 and wait for status bit %bl */
+memhp_wait:
+        xorl %eax, %eax
+        movw $MEMHP_ADDR_LO, %dx
+        outl %eax, %dx
+        movw $MEMHP_STATUS, %dx
+1:      pause
+        inb %dx, %al
+        testb %bl, %al
+        jz 1b
+        ret
+
+/* Test a DIMM hot-plugged into slot 0, then eject it when asked. */
+hotplug:
+        leaq msg_hp_wait(%rip), %rsi
+        call puts
+        movb $MEMHP_INSERT, %bl
+        call memhp_wait
+        movb $MEMHP_INSERT, %al         /* clear the insert event */
+        outb %al, %dx
+        movw $MEMHP_ADDR_HI, %dx
+        inl %dx, %eax
+        movl %eax, %r14d
+        shlq $32, %r14
+        movw $MEMHP_ADDR_LO, %dx
+        inl %dx, %eax
+        orq %rax, %r14                  /* r14 = base */
+        movw $MEMHP_SIZE_HI, %dx
+        inl %dx, %eax
+        movl %eax, %r15d
+        shlq $32, %r15
+        movw $MEMHP_SIZE_LO, %dx
+        inl %dx, %eax
+        orq %rax, %r15                  /* r15 = size */
+        leaq msg_hp_dimm(%rip), %rsi
+        call puts
+        movq %r14, %rax
+        call puthex
+        movb $'+', %al
+        call putc
+        movq %r15, %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+
+        testq %r15, %r15
+        jz bad_args
+        addq %r14, %r15                 /* r15 = end */
+        movabsq $(MAP_GIB << 30), %rax
+        cmpq %rax, %r15
+        ja bad_args
+        movl (ARGS + A_SEED), %eax
+        call make_pattern
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call fill_range
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range
+        leaq msg_hp_pass(%rip), %rsi
+        call puts
+        movq %r15, %rax
+        subq %r14, %rax
+        shrq $12, %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+
+        movb $MEMHP_REMOVE, %bl
+        call memhp_wait
+        movb $MEMHP_REMOVE, %al         /* clear the remove event ... */
+        outb %al, %dx
+        movb $MEMHP_EJECT, %al          /* ... and eject, as _EJ0 does */
+        outb %al, %dx
+        leaq msg_hp_ejected(%rip), %rsi
+        call puts
+        ret
 
 /* %rdi: address whose word is wrong, %rax: the word expected */
 fail_at:
@@ -402,6 +500,10 @@ msg_fail:       .asciz "RESULT FAIL addr="
 msg_got:        .asciz " got="
 msg_want:       .asciz " want="
 msg_bad_args:   .asciz "RESULT FAIL bad args\n"
+msg_hp_wait:    .asciz "gmem-payload: waiting for a DIMM in slot 0\n"
+msg_hp_dimm:    .asciz "gmem-payload: DIMM "
+msg_hp_pass:    .asciz "DIMM PASS pages="
+msg_hp_ejected: .asciz "DIMM EJECTED\n"
 
         /*
          * The descriptors have their accessed bit set already: the GDT is in

@@ -155,6 +155,22 @@ class QMP:
             raise RuntimeError("%s: %s" % (cmd, resp["error"]["desc"]))
         return resp["return"]
 
+    def wait_event(self, name, timeout=30):
+        """Wait for an event called name; return it."""
+        deadline = time.time() + timeout
+        while True:
+            for ev in self.events:
+                if ev["event"] == name:
+                    self.events.remove(ev)
+                    return ev
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                resp = self._read()
+            except socket.timeout:
+                raise RuntimeError("no %s event in %ds" % (name, timeout))
+            if "event" in resp:
+                self.events.append(resp)
+
     def hmp(self, line):
         return self.cmd("human-monitor-command", **{"command-line": line})
 
@@ -253,7 +269,7 @@ class Qemu:
         subprocess.call(["rm", "-rf", self.dir])
 
     def __enter__(self):
-        return self.start()
+        return self if self.proc else self.start()
 
     def __exit__(self, *exc):
         self.stop()
@@ -273,3 +289,37 @@ def payload_result(out):
         if line.startswith("RESULT "):
             return line
     return None
+
+
+def gmem_fds(pid):
+    """{fd number: inode} of the guest_memfds that process pid holds."""
+    fds = {}
+    base = "/proc/%d/fd" % pid
+    for name in os.listdir(base):
+        try:
+            target = os.readlink(os.path.join(base, name))
+        except OSError:
+            continue
+        if target == "anon_inode:[kvm-gmem]":
+            fds[int(name)] = os.stat(os.path.join(base, name)).st_ino
+    return fds
+
+
+def mappings(pid):
+    """(start, end, perms, inode, path) for each mapping of process pid."""
+    out = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            path = parts[5].strip() if len(parts) > 5 else ""
+            out.append((start, end, parts[1], int(parts[4]), path))
+    return out
+
+
+def meminfo(field):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)

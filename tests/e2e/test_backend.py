@@ -1,0 +1,286 @@
+"""memory-backend-guest-memfd end to end: the payload guest on this
+host's KVM with its RAM, NUMA nodes and DIMMs in guest_memfd.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import struct
+import time
+
+from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, gmem_fds, mappings,
+                      meminfo, payload_args, pattern_word, payload_result,
+                      require_gmem_mmap, run_qemu, Skip, DEFAULT_SEED)
+
+MiB = 1 << 20
+GMEM = "memory-backend-guest-memfd"
+FLAG_HOTPLUG = 2
+
+
+def gmem_obj(id, size, extra=""):
+    return ["-object", "%s,id=%s,size=%d%s" % (GMEM, id, size, extra)]
+
+
+def read_guest(vm, base, length):
+    """Guest memory as QEMU sees it, through pmemsave."""
+    path = os.path.join(vm.dir, "pmem.bin")
+    vm.qmp.cmd("pmemsave", val=base, size=length, filename=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    return data
+
+
+def check_pattern(data, base, seed=DEFAULT_SEED):
+    """The payload's word is at the start of every page of data."""
+    for off in range(0, len(data), 4096):
+        word = struct.unpack_from("<Q", data, off)[0]
+        want = pattern_word(base + off, seed)
+        assert word == want, "page 0x%x holds 0x%x, want 0x%x" % (
+            base + off, word, want)
+
+
+def halted_run(args, ranges, extra_machine="", **kw):
+    blob = payload_args(ranges, flags=FLAG_HALT)
+    vm = Qemu(args, args_blob=blob, extra_machine=extra_machine, **kw)
+    vm.start()
+    try:
+        out = vm.wait_output("RESULT ", 60)
+    except Exception:
+        vm.stop()
+        raise
+    return vm, out
+
+
+def assert_pass(out):
+    result = payload_result(out)
+    assert result and result.startswith("RESULT PASS"), out
+    return result
+
+
+def test_ram_in_guest_memfd():
+    """-machine memory-backend=: the guest runs from guest_memfd, the host
+    reads the guest's pattern back, and QEMU holds no other copy."""
+    require_gmem_mmap()
+    size = 128 * MiB
+    vm, out = halted_run(gmem_obj("m0", size) + ["-m", "128M"],
+                         [(MiB, size - MiB, KIND_GUEST, 0)],
+                         ",memory-backend=m0")
+    with vm:
+        result = assert_pass(out)
+        check_pattern(read_guest(vm, MiB, size - MiB), MiB)
+
+        pid = vm.proc.pid
+        fds = gmem_fds(pid)
+        assert len(fds) == 1, "guest_memfds held: %r" % fds
+        ino = list(fds.values())[0]
+        maps = mappings(pid)
+        ram = [m for m in maps if m[3] == ino]
+        assert len(ram) == 1, "mappings of the guest_memfd: %r" % ram
+        start, end, perms, _, path = ram[0]
+        assert end - start == size and perms == "rw-s", ram[0]
+        assert path == "anon_inode:[kvm-gmem]", path
+        anon = [m for m in maps if not m[4] and m[1] - m[0] >= size]
+        assert not anon, "anonymous mappings as large as RAM: %r" % anon
+
+        memdev = vm.qmp.cmd("query-memdev")
+        assert len(memdev) == 1 and memdev[0]["id"] == "m0", memdev
+        assert memdev[0]["size"] == size and memdev[0]["share"], memdev
+        assert not memdev[0]["merge"], memdev
+        info = vm.qmp.hmp("info memdev")
+        assert "memory backend: m0" in info, info
+        assert vm.qmp.cmd("qom-get", path="/objects/m0", property="mmap")
+        return "%s; fd ino %d mapped rw-s, no anonymous copy" % (result, ino)
+
+
+def test_numa_two_nodes():
+    """-numa node,memdev= with two guest_memfd backends, one bound to a host
+    node; the guest tests the RAM of both nodes."""
+    require_gmem_mmap()
+    half = 64 * MiB
+    args = (gmem_obj("n0", half, ",policy=bind,host-nodes=0") +
+            gmem_obj("n1", half) +
+            ["-m", "128M", "-numa", "node,nodeid=0,memdev=n0",
+             "-numa", "node,nodeid=1,memdev=n1"])
+    vm, out = halted_run(args, [(MiB, 2 * half - MiB, KIND_GUEST, 0)])
+    with vm:
+        assert_pass(out)
+        check_pattern(read_guest(vm, half - 4096, 8192), half - 4096)
+        pid = vm.proc.pid
+        fds = gmem_fds(pid)
+        assert len(fds) == 2, fds
+        assert sorted(m["id"] for m in vm.qmp.cmd("query-memdev")) == ["n0", "n1"]
+        numa = vm.qmp.hmp("info numa")
+        assert "node 0 size: 64 MB" in numa and "node 1 size: 64 MB" in numa, numa
+        # The bound one carries its policy on the mapping of the guest_memfd.
+        inos = set(fds.values())
+        starts = {m[0] for m in mappings(pid) if m[3] in inos}
+        policies = []
+        with open("/proc/%d/numa_maps" % pid) as f:
+            for line in f:
+                addr, policy = line.split()[:2]
+                if int(addr, 16) in starts:
+                    policies.append(policy)
+        assert sorted(policies) == ["bind:0", "default"], policies
+
+
+def test_prealloc_fallocates_the_guest_memfd():
+    """prealloc=on allocates the guest_memfd's pages before the guest runs
+    (they are unevictable, so /proc/meminfo shows them)."""
+    require_gmem_mmap()
+    size = 256 * MiB
+    before = meminfo("Unevictable")
+    args = gmem_obj("m0", size, ",prealloc=on,prealloc-threads=2") + ["-m", "256M", "-S"]
+    with Qemu(args, extra_machine=",memory-backend=m0") as vm:
+        vm.qmp.cmd("query-status")
+        grown = meminfo("Unevictable") - before
+        assert grown >= size * 0.95, "unevictable memory grew by %d, want %d" % (
+            grown, size)
+        assert vm.qmp.cmd("query-memdev")[0]["prealloc"]
+        return "%d MiB allocated before the guest ran" % (grown // MiB)
+
+
+def test_dimm_coldplug():
+    require_gmem_mmap()
+    dimm_addr = 0x100000000
+    args = (gmem_obj("m0", 128 * MiB) + gmem_obj("d0", 64 * MiB) +
+            ["-m", "128M,slots=2,maxmem=1G",
+             "-device", "pc-dimm,id=dimm0,memdev=d0,addr=0x%x" % dimm_addr])
+    vm, out = halted_run(args, [(MiB, 127 * MiB, KIND_GUEST, 0),
+                                (dimm_addr, 64 * MiB, KIND_GUEST, 0)],
+                         ",memory-backend=m0")
+    with vm:
+        result = assert_pass(out)
+        assert result == "RESULT PASS pages=0x0000000000007f00" .replace(
+            "7f00", "%x" % (127 * 256 + 64 * 256)), result
+        devs = vm.qmp.cmd("query-memory-devices")
+        assert devs[0]["data"]["memdev"] == "/objects/d0", devs
+        assert devs[0]["data"]["addr"] == dimm_addr, devs
+        check_pattern(read_guest(vm, dimm_addr, 64 * MiB), dimm_addr)
+        assert len(gmem_fds(vm.proc.pid)) == 2
+
+
+def test_dimm_hotplug_and_unplug():
+    """object-add + device_add while the guest runs; the guest tests the
+    DIMM; object-del is refused while it is plugged; device_del and the
+    guest's eject unplug it, and object-del then closes the guest_memfd."""
+    require_gmem_mmap()
+    blob = payload_args([(MiB, 127 * MiB, KIND_GUEST, 0)],
+                        flags=FLAG_HALT | FLAG_HOTPLUG)
+    args = gmem_obj("m0", 128 * MiB) + ["-m", "128M,slots=2,maxmem=1G"]
+    with Qemu(args, args_blob=blob, extra_machine=",memory-backend=m0") as vm:
+        vm.wait_output("waiting for a DIMM", 60)
+        pid = vm.proc.pid
+        assert len(gmem_fds(pid)) == 1
+        vm.qmp.cmd("object-add", **{"qom-type": GMEM, "id": "d1",
+                                    "size": 64 * MiB})
+        assert len(gmem_fds(pid)) == 2
+        vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
+        out = vm.wait_output("DIMM PASS", 60)
+        assert "DIMM PASS pages=0x0000000000004000" in out, out
+        addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
+        check_pattern(read_guest(vm, addr, 64 * MiB), addr)
+
+        resp = vm.qmp.send("object-del", id="d1")
+        assert "error" in resp and "in use" in resp["error"]["desc"], resp
+
+        vm.qmp.cmd("device_del", id="dimm1")
+        vm.wait_output("DIMM EJECTED", 60)
+        vm.qmp.wait_event("DEVICE_DELETED")
+        assert vm.qmp.cmd("query-memory-devices") == []
+        vm.qmp.cmd("object-del", id="d1")
+        # The RAM block, which owns the fd, is freed after an RCU period.
+        deadline = time.time() + 10
+        while len(gmem_fds(pid)) != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(gmem_fds(pid)) == 1, "the DIMM's guest_memfd is still open"
+
+
+def test_migration_blocked_dump_works():
+    """KVM cannot log dirty pages of guest_memfd memslots, so migration,
+    snapshots and CPR are refused with a message naming the backend, and
+    QEMU keeps running.  What only reads RAM through the mapping works:
+    dump-guest-memory carries the guest's pattern; calc-dirty-rate, which
+    turns dirty logging on, does not bring QEMU down."""
+    require_gmem_mmap()
+    size = 64 * MiB
+    args = gmem_obj("m0", size) + ["-m", "64M"]
+    # aux-ram-share=on makes QEMU's own ROMs CPR-capable, so that what
+    # blocks CPR is the guest_memfd.
+    vm, out = halted_run(args, [(MiB, size - MiB, KIND_GUEST, 0)],
+                         ",memory-backend=m0,aux-ram-share=on")
+    with vm:
+        assert_pass(out)
+        resp = vm.qmp.send("migrate", uri="file:" + os.path.join(vm.dir, "state"))
+        assert "error" in resp, resp
+        assert GMEM + " 'm0' cannot be migrated" in resp["error"]["desc"], resp
+
+        vm.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
+        channels = [{"channel-type": t, "addr": {
+            "transport": "socket", "type": "unix",
+            "path": os.path.join(vm.dir, t + ".sock")}} for t in ("main", "cpr")]
+        resp = vm.qmp.send("migrate", channels=channels)
+        assert "error" in resp and GMEM in resp["error"]["desc"], resp
+
+        vm.qmp.cmd("calc-dirty-rate", **{"calc-time": 1, "mode": "dirty-bitmap"})
+        deadline = time.time() + 30
+        while vm.qmp.cmd("query-dirty-rate")["status"] == "measuring":
+            assert time.time() < deadline, "calc-dirty-rate did not finish"
+            time.sleep(0.1)
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+
+        dump = os.path.join(vm.dir, "dump.elf")
+        vm.qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + dump)
+        with open(dump, "rb") as f:
+            data = f.read()
+        assert data[:4] == b"\x7fELF", data[:4]
+        for addr in (MiB, 32 * MiB, size - 4096):
+            word = struct.pack("<Q", pattern_word(addr, DEFAULT_SEED))
+            assert word in data, "page 0x%x's word is not in the dump" % addr
+        return "dump of %d MiB" % (len(data) // MiB)
+
+
+def expect_error(args, needle, accel="kvm"):
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", accel] + args)
+    assert rc == 1, "exit code %d (want 1) for %r: %s" % (rc, args, out)
+    assert needle in out, "%r not in the error for %r: %s" % (needle, args, out)
+    assert "core dumped" not in out and "Aborted" not in out, out
+
+
+def test_command_line_errors():
+    """Every bad input exits 1 with a message that says what is wrong."""
+    require_gmem_mmap()
+    m = ["-machine", "q35,memory-backend=m0", "-m", "64M"]
+    expect_error(gmem_obj("m0", 64 * MiB) + m, "needs the KVM accelerator", "tcg")
+    expect_error(gmem_obj("m0", 64 * MiB) + m, "needs the KVM accelerator", "qtest")
+    expect_error(["-object", GMEM + ",id=m0"] + m, "'size' is missing")
+    expect_error(["-object", GMEM + ",id=m0,size=0"] + m, "doesn't take value '0'")
+    expect_error(gmem_obj("m0", 64 * MiB + 100) + m, "not a non-zero multiple")
+    expect_error(gmem_obj("m0", 64 * MiB, ",share=off") + m, "share=off is not supported")
+    expect_error(gmem_obj("m0", 64 * MiB, ",merge=on") + m, "merge=on is not supported")
+    expect_error(gmem_obj("m0", 64 * MiB, ",policy=bind,host-nodes=9") + m,
+                 "node 9 does not exist")
+    expect_error(gmem_obj("m0", 64 * MiB, ",mmap=off") + m,
+                 "cannot make memory private")
+    expect_error(gmem_obj("m0", 1 << 50, ",prealloc=on") +
+                 ["-machine", "q35,memory-backend=m0", "-m", "1P"],
+                 "cannot preallocate")
+    # One backend, two users.
+    expect_error(gmem_obj("m0", 64 * MiB) + ["-machine", "q35", "-m", "128M",
+                                             "-numa", "node,memdev=m0",
+                                             "-numa", "node,memdev=m0"],
+                 "can't be used multiple times")
+    expect_error(gmem_obj("m0", 64 * MiB) + gmem_obj("d0", 64 * MiB) + m[:2] +
+                 ["-m", "64M,slots=2,maxmem=1G",
+                  "-device", "pc-dimm,id=a,memdev=d0",
+                  "-device", "pc-dimm,id=b,memdev=d0"],
+                 "can't use already busy memdev: d0")
+
+
+def test_kernel_without_guest_memfd():
+    """The error for a host whose KVM lacks guest_memfd, or lacks the MMAP
+    flags, needs such a kernel: this host's has both."""
+    caps = require_gmem_mmap()
+    raise Skip("this host's KVM has guest_memfd with MMAP|INIT_SHARED "
+               "(flags 0x%x); the errors for older kernels need the nested "
+               "rig with a pre-6.18 kernel (issue 4)" % caps["guest_memfd_flags"])
