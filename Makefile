@@ -2,9 +2,10 @@
 #   make run     build, then boot the payload with its RAM in guest_memfd
 #   make check   build, then run every test
 #   make bench   build, then run the benchmarks
+#   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook patches
 PYTHON := /usr/bin/python3
 
-.PHONY: all run check bench build payload clean distclean
+.PHONY: all run check bench build checkpatch clean distclean
 
 all: build
 
@@ -26,3 +27,12 @@ clean:
 
 distclean:
 	rm -rf build
+
+CHECKPATCH := build/qemu-src/scripts/checkpatch.pl
+checkpatch:
+	@scripts/qemu-tree.sh
+	@rc=0; for f in $$(git ls-files '*.c' '*.h' | grep -v '^tests/guest/'); do \
+		perl $(CHECKPATCH) --no-tree -q -f $$f || rc=1; done; \
+	for p in patches/qemu/*.patch; do \
+		perl $(CHECKPATCH) --no-tree -q $$p || rc=1; done; \
+	[ $$rc = 0 ] && echo "checkpatch: clean"; exit $$rc

@@ -215,6 +215,9 @@ def test_migration_blocked_dump_works():
         assert "error" in resp, resp
         assert GMEM + " 'm0' cannot be migrated" in resp["error"]["desc"], resp
 
+        out = vm.qmp.hmp("savevm snap0")
+        assert GMEM + " 'm0' cannot be migrated" in out, out
+
         vm.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         channels = [{"channel-type": t, "addr": {
             "transport": "socket", "type": "unix",
@@ -265,6 +268,8 @@ def test_command_line_errors():
     expect_error(gmem_obj("m0", 1 << 50, ",prealloc=on") +
                  ["-machine", "q35,memory-backend=m0", "-m", "1P"],
                  "cannot preallocate")
+    expect_error(gmem_obj("m0", 64 * MiB) + m + ["-only-migratable"],
+                 "disallowing migration blocker (--only-migratable) for: " + GMEM)
     # One backend, two users.
     expect_error(gmem_obj("m0", 64 * MiB) + ["-machine", "q35", "-m", "128M",
                                              "-numa", "node,memdev=m0",

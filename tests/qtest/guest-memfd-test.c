@@ -240,10 +240,12 @@ static char *wait_result(const char *console)
 
     while (g_get_monotonic_time() < deadline) {
         g_autofree char *out = NULL;
-        char *line;
+        char *line = NULL;
 
-        if (g_file_get_contents(console, &out, NULL, NULL) &&
-            (line = strstr(out, "RESULT ")) && strchr(line, '\n')) {
+        if (g_file_get_contents(console, &out, NULL, NULL)) {
+            line = strstr(out, "RESULT ");
+        }
+        if (line && strchr(line, '\n')) {
             return g_strndup(line, strchr(line, '\n') - line);
         }
         g_usleep(20 * 1000);

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""The main job: boot the payload guest under KVM with all of its RAM in a
+memory-backend-guest-memfd, and show what that looks like from the host:
+the guest's result, the guest_memfd QEMU holds, how much memory it holds,
+and the guest's bytes read back through QEMU.
+
+  scripts/main-job.py [--size MiB]      (make run builds first)
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import argparse
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "lib"))
+from gmemtest import (DEFAULT_SEED, FLAG_HALT, KIND_GUEST, Qemu, Skip,  # noqa: E402
+                      gmem_fds, mappings, meminfo, payload_args,
+                      payload_result, pattern_word, require_gmem_mmap)
+
+MiB = 1 << 20
+
+
+def mapping_rss(pid, start):
+    """Rss of the mapping at start, from /proc/pid/smaps, in bytes."""
+    found = False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if not found:
+                found = line.split("-", 1)[0] == "%x" % start
+            elif line.startswith("Rss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256, help="guest RAM in MiB")
+    opts = ap.parse_args()
+    size = opts.size * MiB
+
+    try:
+        caps = require_gmem_mmap()
+    except Skip as e:
+        print("main job: cannot run here: %s" % e)
+        return 1
+    print("host: Linux %s; KVM guest_memfd flags 0x%x (MMAP|INIT_SHARED), "
+          "memory attributes 0x%x" % (os.uname().release,
+                                      caps["guest_memfd_flags"],
+                                      caps["memory_attributes"]))
+
+    args = ["-object", "memory-backend-guest-memfd,id=ram0,size=%d" % size,
+            "-m", "%dM" % opts.size]
+    blob = payload_args([(MiB, size - MiB, KIND_GUEST, 0)], flags=FLAG_HALT)
+    before = meminfo("Unevictable")
+    t0 = time.time()
+    with Qemu(args, args_blob=blob, extra_machine=",memory-backend=ram0") as vm:
+        print("qemu: %s" % " ".join(os.path.relpath(a) if a.startswith("/work")
+                                    else a for a in vm.cmd))
+        out = vm.wait_output("RESULT ", 120)
+        took = time.time() - t0
+        for line in out.splitlines():
+            print("guest: %s" % line)
+        result = payload_result(out)
+        ok = bool(result and result.startswith("RESULT PASS"))
+        print("guest result: %s (%.2fs from QEMU's start)" % (
+            "PASS" if ok else "FAIL", took))
+
+        pid = vm.proc.pid
+        fds = gmem_fds(pid)
+        held = meminfo("Unevictable") - before
+        for fd, ino in sorted(fds.items()):
+            st = os.stat("/proc/%d/fd/%d" % (pid, fd))
+            maps = [m for m in mappings(pid) if m[3] == ino]
+            print("guest_memfd: fd %d of QEMU (pid %d), anon_inode:[kvm-gmem] "
+                  "inode %d, size %d MiB" % (fd, pid, ino, st.st_size // MiB))
+            for start, end, perms, _, path in maps:
+                print("  mapped %s at 0x%x-0x%x (%d MiB), %d MiB resident in "
+                      "that mapping" % (perms, start, end, (end - start) // MiB,
+                                        mapping_rss(pid, start) // MiB))
+        anon = [m for m in mappings(pid) if not m[4] and m[1] - m[0] >= size]
+        print("bytes in the guest_memfd: %d MiB held by the host for it "
+              "(unevictable memory grew by that much; guest_memfd does not "
+              "report st_blocks)" % (held // MiB))
+        print("anonymous mappings of RAM's size in QEMU: %d" % len(anon))
+
+        path = os.path.join(vm.dir, "ram.bin")
+        vm.qmp.cmd("pmemsave", val=MiB, size=size - MiB, filename=path)
+        with open(path, "rb") as f:
+            data = f.read()
+        bad = [off for off in range(0, len(data), 4096)
+               if struct.unpack_from("<Q", data, off)[0] !=
+               pattern_word(MiB + off, DEFAULT_SEED)]
+        print("host read-back through QEMU: %d of %d pages hold the guest's "
+              "pattern" % (len(data) // 4096 - len(bad), len(data) // 4096))
+        ok = ok and not bad and len(fds) == 1 and not anon
+
+    print("main job: %s" % ("OK" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
