@@ -7,6 +7,9 @@ export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 # QEMU's configure names the compiler itself, so meson never adds ccache:
 # put ccache's compiler links first instead.
 [ -d /usr/lib/ccache ] && export PATH=/usr/lib/ccache:$PATH
+# Share the cache between clones at different paths (CI clones afresh).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$GM_ROOT}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 QEMU_SRC=$GM_BUILD/qemu-src
 QEMU_BUILD=$GM_BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
