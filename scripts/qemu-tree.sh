@@ -39,7 +39,7 @@ fi
 # or the way it is unpacked (bump UNPACK_VERSION when the steps below change).
 UNPACK_VERSION=1
 key=$( { echo "$UNPACK_VERSION"; cat "$GM_ROOT/configs/pins.sh";
-         cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null; } | sha256sum | cut -d' ' -f1)
+         cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
 # Link the overlay in (every run: cheap, and picks up new headers).
 link_overlay() {
     local h rel

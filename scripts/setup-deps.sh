@@ -6,7 +6,8 @@
 # already has coming from where it came from:
 #   bookworm-backports  meson (QEMU 10.2 needs meson >= 1.5)
 #   trixie              python3-pycotap (QEMU's configure wants it)
-#   sid (deb-src only)  the QEMU source package
+#   sid                 the QEMU source package (deb-src) and linux-source-7.2
+#                       (downloaded by kernel-patches/build.sh, never installed)
 # Nothing is ever installed from trixie or backports unless named here.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ set -euo pipefail
 STAMP_DIR=${GM_CACHE:-$HOME/.cache/gmem}
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-STAMP="$STAMP_DIR/deps-v5.stamp"
+STAMP="$STAMP_DIR/deps-v6.stamp"
 [ -e "$STAMP" ] && exit 0
 
 SRC=/etc/apt/sources.list.d/gmem-extra.sources
@@ -27,7 +28,7 @@ Suites: bookworm-backports trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-Types: deb-src
+Types: deb deb-src
 URIs: http://deb.debian.org/debian
 Suites: sid
 Components: main
@@ -40,6 +41,10 @@ mv "$SRC.tmp" "$SRC"
 cat > /etc/apt/preferences.d/gmem-pins <<'PINS'
 Package: *
 Pin: release n=trixie
+Pin-Priority: 1
+
+Package: *
+Pin: release n=sid
 Pin-Priority: 1
 
 Package: *

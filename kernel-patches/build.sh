@@ -1,0 +1,87 @@
+#!/bin/bash
+# Build the rig kernel: Debian's linux-source-7.2 (pinned), with
+# kernel-patches/*.patch applied in order and config.fragment merged onto
+# tinyconfig.  The result is cached outside the repository under a key of
+# source version + patches + config, so an unchanged kernel is never
+# rebuilt.  Prints the bzImage's path on success.
+#
+#   kernel-patches/build.sh [--print-key]
+set -euo pipefail
+. "$(dirname "$0")/../scripts/common.sh"
+
+LINUX_VERSION=7.2.13-1
+LINUX_DEB=linux-source-7.2_${LINUX_VERSION}_all.deb
+LINUX_SHA256=30a8c5fc63f9028a62e6d7b3f7f43bee67425dbce2a05fceba83f9b87c92083d
+# Bump when the build steps below change what they produce.
+BUILD_VERSION=1
+
+here=$GM_ROOT/kernel-patches
+key=$( { echo "$LINUX_VERSION $LINUX_SHA256 $BUILD_VERSION";
+         cat "$here/config.fragment"; cat "$here"/*.patch 2>/dev/null || true; } |
+       sha256sum | cut -c1-16)
+[ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
+
+kroot=$GM_CACHE/kernel
+out=$kroot/$key
+if [ -f "$out/bzImage" ]; then
+    echo "$out/bzImage"
+    exit 0
+fi
+
+dl=$GM_CACHE/dl
+mkdir -p "$dl" "$kroot"
+if ! [ -f "$dl/$LINUX_DEB" ] ||
+   [ "$(sha256sum "$dl/$LINUX_DEB" | cut -d' ' -f1)" != "$LINUX_SHA256" ]; then
+    gm_log "downloading linux-source-7.2 $LINUX_VERSION"
+    rm -f "$dl/$LINUX_DEB"
+    (cd "$dl" && apt-get download -q "linux-source-7.2=$LINUX_VERSION" >"$dl/apt-linux.log" 2>&1) ||
+        gm_die "apt-get download linux-source-7.2=$LINUX_VERSION failed (see $dl/apt-linux.log).
+  Run scripts/setup-deps.sh first (it adds Debian's sid suite, pinned so
+  that nothing is installed from it), and check that the registry is reachable."
+    [ "$(sha256sum "$dl/$LINUX_DEB" | cut -d' ' -f1)" = "$LINUX_SHA256" ] ||
+        gm_die "sha256 of $LINUX_DEB does not match the pin in $0: delete
+  $dl/$LINUX_DEB and run again; if it still differs, review the pin."
+fi
+
+# One build tree per key; older ones are removed once this one is built.
+tree=$kroot/build-$key
+if ! [ -f "$tree/.gm-unpacked" ]; then
+    gm_log "unpacking linux-source-7.2"
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    dpkg-deb --fsys-tarfile "$dl/$LINUX_DEB" |
+        tar -xO ./usr/src/linux-source-7.2.tar.xz | tar -xJ -C "$tree" --strip-components=1
+    for p in "$here"/*.patch; do
+        [ -e "$p" ] || continue
+        gm_log "applying $(basename "$p")"
+        patch -d "$tree" -p1 --batch --forward --quiet <"$p" ||
+            gm_die "$(basename "$p") does not apply to linux-source-7.2 $LINUX_VERSION"
+    done
+    touch "$tree/.gm-unpacked"
+fi
+
+# Reproducible, so that ccache hits across rebuilds.
+export KBUILD_BUILD_TIMESTAMP="@0" KBUILD_BUILD_USER=gmem KBUILD_BUILD_HOST=rig
+kmake() { make -C "$tree" -s CC="ccache gcc" HOSTCC="ccache gcc" "$@"; }
+
+gm_log "configuring (tinyconfig + config.fragment)"
+kmake tinyconfig >/dev/null
+(cd "$tree" && ./scripts/kconfig/merge_config.sh -m .config "$here/config.fragment" >/dev/null)
+kmake olddefconfig >/dev/null
+# Every option of the fragment must have survived olddefconfig.
+missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/config.fragment" | while read -r opt; do
+              grep -qx "$opt" "$tree/.config" || echo "$opt"; done)
+[ -z "$missing" ] || gm_die "config options not taken (unmet dependencies?): $missing"
+
+gm_log "building bzImage (about 6 minutes cold on 2 cores)"
+kmake -j"$(( $(nproc) + 1 ))" bzImage >"$kroot/build-$key.log" 2>&1 ||
+    { tail -30 "$kroot/build-$key.log" >&2; gm_die "kernel build failed (log: $kroot/build-$key.log)"; }
+
+mkdir -p "$out.tmp"
+cp "$tree/arch/x86/boot/bzImage" "$tree/.config" "$out.tmp/"
+rm -rf "$out"
+mv "$out.tmp" "$out"
+for old in "$kroot"/build-*; do
+    case "$old" in "$tree"|"$tree.log"|"$kroot/build-$key.log") ;; *) rm -rf "$old" ;; esac
+done
+echo "$out/bzImage"

@@ -1,0 +1,79 @@
+"""The nested test rig: the project's kernel under TCG (-cpu max gives it
+SVM and NPT), with this host's root shared read-only over 9p, running a
+command of ours in a chroot of that root on the rig kernel's KVM.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from gmemtest import BUILD, QEMU, ROOT
+
+
+def build_kernel():
+    """(bzImage path, None), or (None, reason) if it cannot be built."""
+    p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    if p.returncode:
+        return None, "the rig kernel did not build: " + p.stderr.strip()[-400:]
+    return p.stdout.strip().splitlines()[-1], None
+
+
+def build_initramfs():
+    p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-initramfs.sh")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    if p.returncode:
+        return None, "the rig initramfs did not build: " + p.stderr.strip()[-400:]
+    return p.stdout.strip().splitlines()[-1], None
+
+
+class RigResult:
+    def __init__(self, exit_code, console, results, wall):
+        self.exit_code = exit_code      # the command's, None if it never ran
+        self.console = console          # the rig's serial console
+        self.results = results          # the results folder's files
+        self.wall = wall
+
+
+def run_rig(kernel, initramfs, words, timeout=900, mem="2G"):
+    """Boot the rig, run words (a command, from the repository's root, in a
+    chroot of this host's root) and power off.  The command can write
+    files to /tmp/rig-results, which come back in RigResult.results."""
+    for w in words:
+        assert "," not in w and " " not in w, "rig commands cannot hold ',' or ' '"
+    tmp = tempfile.mkdtemp(prefix="gmem-rig-")
+    results = os.path.join(tmp, "results")
+    os.mkdir(results)
+    console = os.path.join(tmp, "console.txt")
+    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.cmd=%s" % (
+        ROOT, ",".join(words))
+    cmd = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", mem,
+           "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot",
+           "-kernel", kernel, "-initrd", initramfs, "-append", append,
+           "-serial", "file:" + console,
+           "-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on",
+           "-virtfs", "local,path=%s,mount_tag=results,security_model=none" % results]
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=timeout)
+        qemu_out = p.stdout
+    except subprocess.TimeoutExpired:
+        qemu_out = "rig timed out after %ds" % timeout
+    wall = time.time() - t0
+    with open(console, errors="replace") as f:
+        log = f.read() + qemu_out
+    files = {}
+    for name in os.listdir(results):
+        with open(os.path.join(results, name), errors="replace") as f:
+            files[name] = f.read()
+    shutil.rmtree(tmp)
+    code = files.get("exit-code")
+    return RigResult(int(code) if code is not None else None, log, files, wall)

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""Runs inside the rig (tests/rig/init): the test_* functions of
+tests/rig/rig_tests.py, one line each into /tmp/rig-results/results.txt:
+'PASS|FAIL|SKIP name: detail'.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import inspect
+import os
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, HERE)
+import gmemtest  # noqa: E402
+import rig_tests  # noqa: E402
+
+OUT = "/tmp/rig-results/results.txt"
+
+
+def main():
+    select = sys.argv[1] if len(sys.argv) > 1 else ""
+    tests = [(n, f) for n, f in vars(rig_tests).items()
+             if n.startswith("test_") and inspect.isfunction(f)]
+    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
+    with open(OUT, "w") as out:
+        for fname, func in tests:
+            name = fname[5:]
+            if select and select not in name:
+                continue
+            t0 = time.time()
+            try:
+                detail = func() or ""
+                status = "PASS"
+            except gmemtest.Skip as e:
+                status, detail = "SKIP", str(e)
+            except Exception as e:
+                tb = traceback.extract_tb(e.__traceback__)
+                status = "FAIL"
+                detail = "%s: %s (at %s:%d)" % (type(e).__name__, e,
+                                                os.path.basename(tb[-1].filename),
+                                                tb[-1].lineno)
+            line = "%s %s (%.1fs)%s" % (status, name, time.time() - t0,
+                                        ": " + detail.replace("\n", " | ") if detail else "")
+            print(line, flush=True)
+            out.write(line + "\n")
+            out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
