@@ -32,7 +32,7 @@ CHECKPATCH := build/qemu-src/scripts/checkpatch.pl
 checkpatch:
 	@scripts/qemu-tree.sh
 	@rc=0; for f in $$(git ls-files '*.c' '*.h' | grep -v '^tests/guest/'); do \
-		perl $(CHECKPATCH) --no-tree -q -f $$f || rc=1; done; \
+		perl $(CHECKPATCH) --no-tree -q -f $$f | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \
 	for p in patches/qemu/*.patch; do \
-		perl $(CHECKPATCH) --no-tree -q $$p || rc=1; done; \
-	[ $$rc = 0 ] && echo "checkpatch: clean"; exit $$rc
+		perl $(CHECKPATCH) --no-tree -q $$p | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \
+	[ $$rc = 0 ] && echo "checkpatch: clean (no errors, no warnings)"; exit $$rc

@@ -7,6 +7,12 @@
  * Linux 6.18+) and QEMU maps it as the RAM's host memory: the guest's RAM
  * lives in the guest_memfd and nowhere else.
  *
+ * With mmap=off the memory is private-capable: KVM serves private pages
+ * from the guest_memfd, and shared pages from a memfd that the backend
+ * owns; a conversion discards the side that is dropped (QEMU's
+ * RAM_GUEST_MEMFD RAM blocks and RamBlockAttributes).  Private memory needs
+ * a VM type that can make memory private, such as sw-protected-guest.
+ *
  * Copyright (c) 2026 The guest-memfd project authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -17,6 +23,7 @@
 #include "qapi/error.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/memfd.h"
 #include "qemu/thread.h"
 #include "qemu/units.h"
 #include "qom/object_interfaces.h"
@@ -26,6 +33,7 @@
 #include "system/guest-memfd.h"
 #include "system/hostmem.h"
 #include "system/kvm.h"
+#include "system/ramblock.h"
 
 OBJECT_DECLARE_TYPE(HostMemoryBackendGuestMemfd,
                     HostMemoryBackendGuestMemfdClass,
@@ -163,9 +171,11 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
                               "memory.\n");
             return false;
         }
-        error_setg(errp, "%s: mmap=off (private memory) is not implemented "
-                   "yet", type);
-        return false;
+        if (gm->prealloc) {
+            error_setg(errp, "%s: prealloc=on is not supported with mmap=off",
+                       type);
+            return false;
+        }
     }
 
     if (gm->prealloc) {
@@ -187,23 +197,35 @@ static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
 {
     HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
     g_autofree char *name = NULL;
+    uint32_t ram_flags;
     int fd;
 
     if (!gmem_backend_check(backend, errp)) {
         return false;
     }
 
-    fd = kvm_create_guest_memfd(backend->size, GMEM_SHARED_FLAGS, errp);
+    name = host_memory_backend_get_name(backend);
+    if (gm->mmap) {
+        /* The guest_memfd is the memory, mapped shared. */
+        fd = kvm_create_guest_memfd(backend->size, GMEM_SHARED_FLAGS, errp);
+        ram_flags = RAM_SHARED | RAM_GUEST_MEMFD_MMAP;
+    } else {
+        /*
+         * The memfd holds the shared pages; QEMU creates the guest_memfd
+         * for the private ones (RAM_GUEST_MEMFD).
+         */
+        fd = qemu_memfd_create(TYPE_MEMORY_BACKEND_GUEST_MEMFD, backend->size,
+                               false, 0, 0, errp);
+        ram_flags = RAM_SHARED | RAM_GUEST_MEMFD;
+    }
     if (fd < 0) {
         return false;
     }
 
-    name = host_memory_backend_get_name(backend);
     backend->aligned = true;
     if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
-                                        backend->size,
-                                        RAM_SHARED | RAM_GUEST_MEMFD_MMAP,
-                                        fd, 0, errp)) {
+                                        backend->size, ram_flags, fd, 0,
+                                        errp)) {
         close(fd);
         return false;
     }
@@ -332,6 +354,43 @@ static void gmem_backend_set_mmap(Object *obj, bool value, Error **errp)
     MEMORY_BACKEND_GUEST_MEMFD(obj)->mmap = value;
 }
 
+/* Bytes of the backend's memory that are shared now. */
+static uint64_t gmem_shared_bytes(HostMemoryBackend *backend)
+{
+    RAMBlock *rb = backend->mr.ram_block;
+
+    if (!rb) {
+        return 0;
+    }
+    if (!rb->attributes) {
+        /* mmap=on: all of it, always */
+        return backend->size;
+    }
+    return bitmap_count_one(rb->attributes->bitmap,
+                            rb->attributes->bitmap_size) *
+           qemu_real_host_page_size();
+}
+
+static void gmem_backend_get_shared_bytes(Object *obj, Visitor *v,
+                                          const char *name, void *opaque,
+                                          Error **errp)
+{
+    uint64_t value = gmem_shared_bytes(MEMORY_BACKEND(obj));
+
+    visit_type_uint64(v, name, &value, errp);
+}
+
+static void gmem_backend_get_private_bytes(Object *obj, Visitor *v,
+                                           const char *name, void *opaque,
+                                           Error **errp)
+{
+    HostMemoryBackend *backend = MEMORY_BACKEND(obj);
+    uint64_t value = backend->mr.ram_block ?
+                     backend->size - gmem_shared_bytes(backend) : 0;
+
+    visit_type_uint64(v, name, &value, errp);
+}
+
 static void gmem_backend_instance_init(Object *obj)
 {
     HostMemoryBackend *backend = MEMORY_BACKEND(obj);
@@ -361,6 +420,14 @@ static void gmem_backend_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "mmap",
         "Create the guest_memfd mappable and shared (Linux 6.18+) and "
         "map it as the RAM's host memory");
+    object_class_property_add(oc, "shared-bytes", "uint64",
+                              gmem_backend_get_shared_bytes, NULL, NULL, NULL);
+    object_class_property_set_description(oc, "shared-bytes",
+        "Bytes of the memory that are shared with the host now");
+    object_class_property_add(oc, "private-bytes", "uint64",
+                              gmem_backend_get_private_bytes, NULL, NULL, NULL);
+    object_class_property_set_description(oc, "private-bytes",
+        "Bytes of the memory that are private to the guest now");
 }
 
 static const TypeInfo gmem_backend_info = {

@@ -51,6 +51,9 @@ class Results:
         t = " (%.1fs)" % secs if secs is not None else ""
         line = "%s %s%s" % (status, name, t)
         if detail:
+            detail = detail.replace("\n", " | ")
+            if len(detail) > 600:
+                detail = detail[:300] + " ... " + detail[-300:]
             line += ": " + detail
         print(line, flush=True)
 

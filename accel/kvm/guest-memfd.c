@@ -14,6 +14,8 @@
 #include "system/kvm.h"
 #include "system/guest-memfd.h"
 #include "system/ramblock.h"
+#include "system/memory.h"
+#include "system/address-spaces.h"
 
 int64_t kvm_guest_memfd_supported_flags(void)
 {
@@ -81,4 +83,77 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
             return;
         }
     }
+}
+
+/* The guest_memfd RAM section at @gpa, up to @size bytes; 0 if none. */
+static uint64_t gmem_private_section(hwaddr gpa, uint64_t size)
+{
+    MemoryRegionSection section;
+    uint64_t len = 0;
+
+    section = memory_region_find(get_system_memory(), gpa, size);
+    if (!section.mr) {
+        return 0;
+    }
+    if (section.offset_within_address_space == gpa &&
+        memory_region_has_guest_memfd(section.mr) &&
+        !(section.mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP)) {
+        len = int128_get64(section.size);
+    }
+    memory_region_unref(section.mr);
+    return len;
+}
+
+int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
+{
+    uint64_t page = qemu_real_host_page_size();
+    uint64_t done, len;
+
+    if (!size || !QEMU_IS_ALIGNED(gpa, page) || !QEMU_IS_ALIGNED(size, page) ||
+        gpa + size < gpa) {
+        return -EINVAL;
+    }
+    /* All or nothing: check the whole range before changing any of it. */
+    for (done = 0; done < size; done += len) {
+        len = gmem_private_section(gpa + done, size - done);
+        if (!len) {
+            return -EINVAL;
+        }
+    }
+    for (done = 0; done < size; done += len) {
+        len = gmem_private_section(gpa + done, size - done);
+        if (kvm_convert_memory(gpa + done, len, to_private)) {
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
+                                        hwaddr gpa, uint64_t size)
+{
+    RamBlockAttributes *attrs = rb->attributes;
+    uint64_t page = qemu_real_host_page_size();
+    unsigned long first = offset / page, last = (offset + size) / page;
+    unsigned long i, next;
+    int ret;
+
+    if (!attrs) {
+        return kvm_set_memory_attributes_private(gpa, size);
+    }
+    for (i = first; i < last; i = next) {
+        hwaddr start = gpa + (i - first) * page;
+
+        if (test_bit(i, attrs->bitmap)) {
+            next = find_next_zero_bit(attrs->bitmap, last, i);
+            ret = kvm_set_memory_attributes_shared(start, (next - i) * page);
+        } else {
+            next = find_next_bit(attrs->bitmap, last, i);
+            ret = kvm_set_memory_attributes_private(start, (next - i) * page);
+        }
+        if (ret) {
+            return ret;
+        }
+    }
+    return 0;
 }

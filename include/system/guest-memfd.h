@@ -54,4 +54,52 @@ bool kvm_guest_memfd_bind_range(RAMBlock *rb, uint64_t offset, uint64_t size);
 void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
                                   uint64_t size);
 
+/**
+ * kvm_guest_memfd_convert:
+ * @gpa: start of the range, page-aligned
+ * @size: size of the range, a non-zero multiple of the page size
+ * @to_private: convert to private (true) or to shared (false)
+ *
+ * Convert guest memory for a guest's request.  Every page of the range
+ * must be private-capable guest_memfd RAM (not mmap=on memory, not a hole,
+ * not MMIO); the range may span several RAM blocks.  Nothing is changed
+ * unless the whole range is valid.  Uses kvm_convert_memory(), which sets
+ * the KVM memory attributes, updates the RAM block's RamBlockAttributes
+ * and discards the side that is dropped.
+ *
+ * Returns: 0 on success; -EINVAL if the range is not valid; -EIO if the
+ * host failed to convert (reported with error_report()).
+ */
+int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private);
+
+struct kvm_run;
+
+/**
+ * sw_protected_guest_map_gpa_range:
+ * @run: the vCPU's kvm_run, after a KVM_HC_MAP_GPA_RANGE hypercall exit
+ *
+ * Carry out a software-protected guest's conversion request and put the
+ * result (0 or a negative errno) in the guest's RAX.
+ *
+ * Returns: 0 when the exit is handled, -ENOSYS if the machine is not a
+ * sw-protected-guest.
+ */
+int sw_protected_guest_map_gpa_range(struct kvm_run *run);
+
+/**
+ * kvm_guest_memfd_set_slot_attributes:
+ * @rb: a RAM block with a private-capable guest_memfd
+ * @offset: offset in @rb of the memslot's memory
+ * @gpa: guest physical address of the memslot
+ * @size: size of the memslot
+ *
+ * Set KVM's memory attributes for a new memslot from @rb's
+ * RamBlockAttributes: shared where its bitmap says shared, private
+ * elsewhere (all of it, for a block without attributes).
+ *
+ * Returns: 0 or a negative errno from KVM_SET_MEMORY_ATTRIBUTES.
+ */
+int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
+                                        hwaddr gpa, uint64_t size);
+
 #endif

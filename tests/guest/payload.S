@@ -9,6 +9,10 @@
  * the exit status to isa-debug-exit (port 0xf4): 0 for pass (QEMU exits 1),
  * 1 for fail (QEMU exits 3).
  *
+ * Ranges can also be converted between shared and private first, with the
+ * KVM_HC_MAP_GPA_RANGE hypercall (vmmcall: AMD, as the rig's TCG CPU is),
+ * for software-protected guests.
+ *
  * With FLAG_HOTPLUG it then acts as a guest OS's ACPI code would for a
  * pc-dimm in slot 0: it waits for the insert event, tests the DIMM at the
  * address the platform reports, then waits for the remove request and
@@ -24,7 +28,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define IMAGE_BASE      0xf0000         /* the image as seen below 1 MiB */
+#define IMAGE_BASE      0xffff0000      /* the image, at the top of 4 GiB */
 #define DEBUGCON        0xe9
 #define DEBUGEXIT       0xf4
 #define FWCFG_SEL       0x510
@@ -75,6 +79,17 @@
 #define MEMHP_EJECT     0x8                     /* control: eject */
 #define KIND_GUEST      0               /* write and check the guest pattern */
 #define KIND_HOST       1               /* check the host's pattern first */
+#define KIND_PRIVATE    2               /* make it private, check it is zero, then
+                                           write and check */
+#define KIND_SHARED     3               /* make it shared, check it is zero, then
+                                           write and check */
+#define KIND_HCALL      4               /* only the hypercall, with base, len
+                                           (pages) and host_seed (attributes)
+                                           as given; print what it returns */
+
+/* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
+#define HC_MAP_GPA_RANGE        12
+#define MAP_GPA_ENCRYPTED       0x10
 
 #define DEFAULT_SEED    0x5eed5eed
 #define LOW_LIMIT       0x80000000      /* default ranges stay below 2 GiB */
@@ -246,6 +261,58 @@ check_range:
         jb check_range
         ret
 
+/* check_zero: %rdi base, %rsi end; every page's first word is zero */
+check_zero:
+        xorl %eax, %eax
+        cmpq %rax, (%rdi)
+        jne fail_at
+        addq $4096, %rdi
+        cmpq %rsi, %rdi
+        jb check_zero
+        ret
+
+/* hypercall: %rbx gpa, %rcx pages, %rdx attributes -> %rax */
+hypercall:
+        movl $HC_MAP_GPA_RANGE, %eax
+        vmmcall
+        ret
+
+/* convert [r14, r15) with attributes %edx; fail unless KVM returns 0 */
+convert:
+        movq %r14, %rbx
+        movq %r15, %rcx
+        subq %r14, %rcx
+        shrq $12, %rcx
+        call hypercall
+        testq %rax, %rax
+        jz 1f
+        movq %rax, %r15
+        leaq msg_hc_fail(%rip), %rsi
+        call puts
+        movq %r15, %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+        jmp exit_fail
+1:      ret
+
+/* KIND_HCALL: the hypercall as given; print its result and go on */
+raw_hcall:
+        movq R_BASE(%r13), %rbx
+        movq R_LEN(%r13), %rcx
+        movl R_HSEED(%r13), %edx
+        call hypercall
+        movq %rax, %r14
+        leaq msg_hc_raw(%rip), %rsi
+        call puts
+        movq %r14, %rax
+        call puthex
+        movb $'\n', %al
+        call putc
+        addl $R_SIZE, %r13d
+        decl %r12d
+        jmp next_range
+
 /* fill_range: %rdi base, %rsi end, %r9 pattern */
 fill_range:
         movq %rdi, %rax
@@ -322,6 +389,9 @@ next_range:
         movb $'\n', %al
         call putc
 
+        cmpl $KIND_HCALL, R_KIND(%r13)
+        je raw_hcall
+
         movq R_BASE(%r13), %r14
         movq R_LEN(%r13), %r15
         testq $0xfff, %r14
@@ -334,7 +404,23 @@ next_range:
         cmpq %rax, %r15
         ja bad_args
 
-        cmpl $KIND_HOST, R_KIND(%r13)
+        cmpl $KIND_PRIVATE, R_KIND(%r13)
+        jne 2f
+        movl $MAP_GPA_ENCRYPTED, %edx
+        call convert
+        movq %r14, %rdi                 /* private pages start zeroed too */
+        movq %r15, %rsi
+        call check_zero
+        jmp 1f
+2:      cmpl $KIND_SHARED, R_KIND(%r13)
+        jne 3f
+        xorl %edx, %edx
+        call convert
+        movq %r14, %rdi                 /* the new side starts zeroed */
+        movq %r15, %rsi
+        call check_zero
+        jmp 1f
+3:      cmpl $KIND_HOST, R_KIND(%r13)
         jne 1f
         movl R_HSEED(%r13), %eax
         call make_pattern
@@ -500,6 +586,8 @@ msg_fail:       .asciz "RESULT FAIL addr="
 msg_got:        .asciz " got="
 msg_want:       .asciz " want="
 msg_bad_args:   .asciz "RESULT FAIL bad args\n"
+msg_hc_fail:    .asciz "RESULT FAIL hypercall returned "
+msg_hc_raw:     .asciz "gmem-payload: hypercall returned "
 msg_hp_wait:    .asciz "gmem-payload: waiting for a DIMM in slot 0\n"
 msg_hp_dimm:    .asciz "gmem-payload: DIMM "
 msg_hp_pass:    .asciz "DIMM PASS pages="
@@ -522,13 +610,12 @@ gdt_desc:
         .long gdt
 
         /*
-         * The reset vector, 16 bytes below 4 GiB.  Jump to the image's alias
-         * below 1 MiB (F000:xxxx), as firmware does, so that CS has an
-         * ordinary real-mode base before protected mode.  Some KVM setups
-         * (this machine's, for one) do not take the far jump to protected
-         * mode from CS base 0xffff0000.
+         * The reset vector, 16 bytes below 4 GiB, where CS's base is
+         * 0xffff0000.  The payload runs from there, not from the BIOS's
+         * alias below 1 MiB: QEMU does not map that alias for machines
+         * whose firmware lives in guest_memfd.
          */
         .org 0xfff0
         .code16
-        ljmp $0xf000, $(_start - IMAGE_BASE)
+        jmp _start
         .org 0x10000

@@ -33,6 +33,10 @@ ARGS_MAGIC = 0x31414D47
 FLAG_HALT = 1
 KIND_GUEST = 0
 KIND_HOST = 1
+KIND_PRIVATE = 2
+KIND_SHARED = 3
+KIND_HCALL = 4
+MAP_GPA_ENCRYPTED = 0x10
 DEFAULT_SEED = 0x5EED5EED
 
 
@@ -181,12 +185,55 @@ class QMP:
             pass
 
 
+class QtestClient:
+    """QEMU's qtest protocol on a socket (-qtest unix:...): read and write
+    guest memory as QEMU sees it, next to any accelerator."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rw")
+
+    def _cmd(self, line):
+        self.file.write(line + "\n")
+        self.file.flush()
+        while True:
+            resp = self.file.readline()
+            if not resp:
+                raise EOFError("qtest connection closed")
+            if not resp.startswith("IRQ"):
+                break
+        if not resp.startswith("OK"):
+            raise RuntimeError("qtest %r: %s" % (line[:40], resp.strip()))
+        return resp.strip()
+
+    def write(self, addr, data):
+        self._cmd("write 0x%x 0x%x 0x%s" % (addr, len(data), data.hex()))
+
+    def read(self, addr, size):
+        resp = self._cmd("read 0x%x 0x%x" % (addr, size))
+        return bytes.fromhex(resp.split()[1][2:])
+
+    def close(self):
+        self.sock.close()
+
+
 class Qemu:
     """qemu-system-x86_64 with a QMP socket, debugcon to a file and
     isa-debug-exit.  Use as a context manager."""
 
     def __init__(self, args, accel="kvm", payload=PAYLOAD, args_blob=None,
-                 qmp=True, machine="q35", extra_machine=""):
+                 qmp=True, machine="q35", extra_machine="", qtest=False):
         self.dir = tempfile.mkdtemp(prefix="gmem-")
         self.debugcon = os.path.join(self.dir, "debugcon.txt")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
@@ -207,10 +254,15 @@ class Qemu:
             cmd += ["-fw_cfg", "name=opt/gmem/args,file=" + path]
         if qmp:
             cmd += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        self.qtest_path = os.path.join(self.dir, "qtest.sock")
+        if qtest:
+            cmd += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path]
         self.cmd = cmd + list(args)
         self.proc = None
         self.qmp = None
+        self.qtest = None
         self.use_qmp = qmp
+        self.use_qtest = qtest
 
     def start(self):
         self.stderr = open(os.path.join(self.dir, "stderr.txt"), "w+")
@@ -223,6 +275,8 @@ class Qemu:
                     raise RuntimeError("QEMU did not start: " + self.errors())
                 time.sleep(0.02)
             self.qmp = QMP(self.qmp_path)
+        if self.use_qtest:
+            self.qtest = QtestClient(self.qtest_path)
         return self
 
     def wait(self, timeout=60):
@@ -261,6 +315,8 @@ class Qemu:
     def stop(self):
         if self.qmp:
             self.qmp.close()
+        if self.qtest:
+            self.qtest.close()
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

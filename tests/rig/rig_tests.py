@@ -76,3 +76,139 @@ def test_mmap_off_needs_private_memory():
                         "-object", "memory-backend-guest-memfd,id=m0,size=64M,mmap=off",
                         "-machine", "q35,memory-backend=m0", "-m", "64M"])
     assert rc == 1 and "cannot make memory private" in out, (rc, out)
+
+
+# -- sw-protected-guest: private memory and conversions --------------------
+
+from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
+                      MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
+                      pattern_word)
+import struct  # noqa: E402
+
+SWP_ARGS = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
+            "-m", "64M", "-S"]
+SWP_MACHINE = ",memory-backend=ram0,confidential-guest-support=swp"
+EINVAL = (1 << 64) - 22
+
+
+def words(data, base, seed):
+    """How many pages of data start with the payload's word for seed."""
+    return sum(1 for off in range(0, len(data), 4096)
+               if struct.unpack_from("<Q", data, off)[0] ==
+               pattern_word(base + off, seed))
+
+
+def test_private_memory_and_conversions():
+    """A sw-protected guest: the host writes shared memory before the guest
+    runs and the guest reads it; the guest makes ranges private (2 MiB,
+    odd-sized), finds them zeroed (the host's data there is not carried
+    over) and writes them, and the host sees none of it; a range made
+    private and then shared again reads zero and carries the guest's new
+    data to the host; shared memory the guest writes reaches the host; bad
+    requests get -EINVAL and the VM keeps running; the counters and the
+    backend's private/shared bytes match what was done."""
+    H, HLEN = 0x200000, 0x10000                 # host writes, guest checks
+    P, PLEN = 0x400000, 0x200000                # private, 2 MiB
+    O, OLEN = 0x800000, 5 * 4096                # private, odd size
+    B, BLEN = 0xa00000, 3 * 4096                # private, then shared again
+    S, SLEN = 0xc00000, 0x100000                # stays shared
+    hseed = 0xc0ffee
+    bad = [
+        (0xfee00000, 1, 0),                     # the local APIC: not RAM
+        (0x4000000 - 4096, 2, MAP_GPA_ENCRYPTED),   # runs past the end of RAM
+        (P, 1, 0x100),                          # unknown attribute bits
+        (P, 0, MAP_GPA_ENCRYPTED),              # no pages
+        (P, 1 << 60, MAP_GPA_ENCRYPTED),        # overflows
+    ]
+    ranges = ([(H, HLEN, KIND_HOST, hseed), (P, PLEN, KIND_PRIVATE, 0),
+               (O, OLEN, KIND_PRIVATE, 0), (B, BLEN, KIND_PRIVATE, 0),
+               (B, BLEN, KIND_SHARED, 0), (S, SLEN, KIND_GUEST, 0)] +
+              [(g, n, KIND_HCALL, a) for g, n, a in bad])
+    blob = payload_args(ranges, flags=FLAG_HALT)
+    with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
+              qtest=True) as vm:
+        vm.qtest.write(H, host_pattern(H, HLEN, hseed))
+        # What the host writes before a range is made private is not
+        # carried into private memory: the guest checks it reads zero.
+        vm.qtest.write(P, host_pattern(P, PLEN, hseed))
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        results = [line.split()[-1] for line in out.splitlines()
+                   if "hypercall returned" in line]
+        assert results == ["0x%016x" % EINVAL] * len(bad), (results, out)
+        assert vm.proc.poll() is None, "QEMU stopped: " + vm.errors()
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+
+        seed = DEFAULT_SEED
+        data = vm.qtest.read(P, PLEN)
+        assert words(data, P, seed) == 0, "private data leaked"
+        assert data == bytes(PLEN), "the shared side was not discarded"
+        assert words(vm.qtest.read(O, OLEN), O, seed) == 0, "private data leaked"
+        assert words(vm.qtest.read(B, BLEN), B, seed) == BLEN // 4096
+        assert words(vm.qtest.read(S, SLEN), S, seed) == SLEN // 4096
+        assert words(vm.qtest.read(H, HLEN), H, seed) == HLEN // 4096
+
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        swp = "/objects/swp"
+        counts = {p: get(swp, p) for p in (
+            "conversions-to-private", "conversions-to-shared",
+            "bytes-to-private", "bytes-to-shared",
+            "conversions-rejected", "conversions-failed")}
+        # KVM answers a request for zero pages itself; QEMU sees the rest.
+        assert counts == {"conversions-to-private": 3, "conversions-to-shared": 1,
+                          "bytes-to-private": PLEN + OLEN + BLEN,
+                          "bytes-to-shared": BLEN,
+                          "conversions-rejected": len(bad) - 1,
+                          "conversions-failed": 0}, counts
+        private = get("/objects/ram0", "private-bytes")
+        shared = get("/objects/ram0", "shared-bytes")
+        assert private == PLEN + OLEN, private
+        assert shared == 64 * MiB - private, shared
+        return "private %d KiB, shared %d KiB; %r" % (private // 1024,
+                                                      shared // 1024, counts)
+
+
+def test_sw_protected_guest_needs_private_backend():
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
+                        "-object", "sw-protected-guest,id=swp",
+                        "-object", "memory-backend-ram,id=ram0,size=64M",
+                        "-machine", "q35,memory-backend=ram0,"
+                        "confidential-guest-support=swp", "-m", "64M"])
+    assert rc == 1, (rc, out)
+    assert "needs the machine's RAM from a memory-backend-guest-memfd" in out, out
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
+                        "-object", "sw-protected-guest,id=swp",
+                        "-object", "memory-backend-guest-memfd,id=ram0,size=64M",
+                        "-machine", "q35,memory-backend=ram0,"
+                        "confidential-guest-support=swp", "-m", "64M"])
+    assert rc == 1 and "Use mmap=off" in out, (rc, out)
+
+
+def test_conversion_straddling_two_backends():
+    """A range across the boundary of two backends (two NUMA nodes) is
+    converted in both; each backend counts its own private bytes."""
+    edge, half = 32 * MiB, 8192
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=n0,size=32M,mmap=off",
+            "-object", "memory-backend-guest-memfd,id=n1,size=32M,mmap=off",
+            "-numa", "node,nodeid=0,memdev=n0", "-numa", "node,nodeid=1,memdev=n1",
+            "-m", "64M"]
+    ranges = [(edge - half, 2 * half, KIND_PRIVATE, 0),
+              (edge + 4 * MiB, 4096, KIND_GUEST, 0)]
+    blob = payload_args(ranges, flags=FLAG_HALT)
+    with Qemu(args, args_blob=blob, extra_machine=",confidential-guest-support=swp",
+              qtest=True) as vm:
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        data = vm.qtest.read(edge - half, 2 * half)
+        assert data == bytes(2 * half), "private data visible to the host"
+
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        assert get("/objects/n0", "private-bytes") == half
+        assert get("/objects/n1", "private-bytes") == half
+        assert get("/objects/swp", "conversions-to-private") == 1
+        assert get("/objects/swp", "bytes-to-private") == 2 * half

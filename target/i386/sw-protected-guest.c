@@ -1,0 +1,311 @@
+/*
+ * sw-protected-guest: KVM's software-protected VM type
+ *
+ * KVM_X86_SW_PROTECTED_VM is a VM type with private memory and no
+ * hardware memory encryption: it runs on any x86 host whose kernel has
+ * CONFIG_KVM_SW_PROTECTED_VM.  Its RAM comes from
+ * memory-backend-guest-memfd in private mode (mmap=off).  All of its
+ * memory starts shared when the machine starts; the guest converts ranges
+ * with the KVM_HC_MAP_GPA_RANGE hypercall, which KVM hands to QEMU.  A bad
+ * request gets an error back in the guest's RAX and the VM keeps running.
+ *
+ * Copyright (c) 2026 The guest-memfd project authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/kvm.h>
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qemu/error-report.h"
+#include "qemu/rcu.h"
+#include "qom/object_interfaces.h"
+#include "hw/boards.h"
+#include "hw/i386/x86.h"
+#include "system/address-spaces.h"
+#include "system/guest-memfd.h"
+#include "system/hostmem.h"
+#include "system/kvm.h"
+#include "system/memory.h"
+#include "system/numa.h"
+#include "system/system.h"
+#include "standard-headers/asm-x86/kvm_para.h"
+#include "standard-headers/linux/kvm_para.h"
+#include "exec/target_page.h"
+#include "system/ramblock.h"
+#include "target/i386/confidential-guest.h"
+#include "target/i386/kvm/kvm_i386.h"
+#include "trace/trace-overlay.h"
+
+#define TYPE_SW_PROTECTED_GUEST "sw-protected-guest"
+
+OBJECT_DECLARE_SIMPLE_TYPE(SwProtectedGuest, SW_PROTECTED_GUEST)
+
+struct SwProtectedGuest {
+    X86ConfidentialGuest parent_obj;
+
+    Notifier machine_done;
+
+    /* What the guest asked for, and what came of it */
+    uint64_t to_private;        /* conversions to private that succeeded */
+    uint64_t to_shared;         /* conversions to shared that succeeded */
+    uint64_t bytes_to_private;
+    uint64_t bytes_to_shared;
+    uint64_t rejected;          /* requests refused as invalid (-EINVAL) */
+    uint64_t failed;            /* requests the host failed to carry out */
+};
+
+/* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
+#define SWP_MAP_GPA_ATTRS \
+    (KVM_MAP_GPA_RANGE_PAGE_SZ_2M | KVM_MAP_GPA_RANGE_PAGE_SZ_1G | \
+     KVM_MAP_GPA_RANGE_ENCRYPTED)
+
+static SwProtectedGuest *swp_current(void)
+{
+    if (!current_machine || !current_machine->cgs) {
+        return NULL;
+    }
+    return (SwProtectedGuest *)object_dynamic_cast(OBJECT(current_machine->cgs),
+                                                   TYPE_SW_PROTECTED_GUEST);
+}
+
+int sw_protected_guest_map_gpa_range(struct kvm_run *run)
+{
+    SwProtectedGuest *swp = swp_current();
+    uint64_t gpa = run->hypercall.args[0];
+    uint64_t npages = run->hypercall.args[1];
+    uint64_t attrs = run->hypercall.args[2];
+    bool to_private = attrs & KVM_MAP_GPA_RANGE_ENCRYPTED;
+    int ret;
+
+    if (!swp) {
+        return -ENOSYS;
+    }
+
+    if ((attrs & ~SWP_MAP_GPA_ATTRS) || !npages ||
+        npages > UINT64_MAX / TARGET_PAGE_SIZE) {
+        ret = -EINVAL;
+    } else {
+        ret = kvm_guest_memfd_convert(gpa, npages * TARGET_PAGE_SIZE,
+                                      to_private);
+    }
+
+    if (!ret) {
+        if (to_private) {
+            swp->to_private++;
+            swp->bytes_to_private += npages * TARGET_PAGE_SIZE;
+        } else {
+            swp->to_shared++;
+            swp->bytes_to_shared += npages * TARGET_PAGE_SIZE;
+        }
+    } else if (ret == -EINVAL) {
+        swp->rejected++;
+    } else {
+        swp->failed++;
+    }
+    trace_sw_protected_guest_map_gpa_range(gpa, npages, attrs, ret);
+
+    /* The guest sees the result in RAX; the exit itself is handled. */
+    run->hypercall.ret = ret;
+    return 0;
+}
+
+/* The memory backend of the machine's RAM, or of each NUMA node's */
+static bool swp_check_ram(MachineState *ms, Error **errp)
+{
+    HostMemoryBackend *backends[MAX_NODES + 1];
+    int i, n = 0;
+
+    if (ms->memdev) {
+        backends[n++] = ms->memdev;
+    }
+    for (i = 0; ms->numa_state && i < ms->numa_state->num_nodes; i++) {
+        if (ms->numa_state->nodes[i].node_memdev) {
+            backends[n++] = ms->numa_state->nodes[i].node_memdev;
+        }
+    }
+    if (!n) {
+        error_setg(errp, "sw-protected-guest needs the machine's RAM from a "
+                   "%s", TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+    }
+    for (i = 0; i < n; i++) {
+        Object *obj = OBJECT(backends[i]);
+        const char *id = object_get_canonical_path_component(obj);
+
+        if (!object_dynamic_cast(obj, TYPE_MEMORY_BACKEND_GUEST_MEMFD)) {
+            error_setg(errp, "sw-protected-guest needs the machine's RAM from "
+                       "a %s with mmap=off, but '%s' is a %s",
+                       TYPE_MEMORY_BACKEND_GUEST_MEMFD, id,
+                       object_get_typename(obj));
+            break;
+        }
+    }
+    if (n && i == n) {
+        return true;
+    }
+    error_append_hint(errp, "Use -object %s,id=ram0,size=...,mmap=off and "
+                      "-machine memory-backend=ram0.\n",
+                      TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+    return false;
+}
+
+static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
+                            hwaddr offset_in_region, void *opaque)
+{
+    int *err = opaque;
+
+    if (memory_region_has_guest_memfd((MemoryRegion *)mr) &&
+        !(mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP)) {
+        *err = kvm_convert_memory(int128_get64(start), int128_get64(len),
+                                  false);
+    }
+    return *err != 0;
+}
+
+/*
+ * QEMU makes guest_memfd memory private when it adds the memslot.  A
+ * software-protected guest starts with all of it shared instead: the host
+ * loads firmware and kernels into shared memory, and the guest makes
+ * private what it wants private.
+ */
+static void swp_machine_done(Notifier *n, void *unused)
+{
+    Error *err = NULL;
+    int ret = 0;
+
+    if (!swp_check_ram(current_machine, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        FlatView *fv = address_space_to_flatview(&address_space_memory);
+
+        flatview_for_each_range(fv, swp_share_range, &ret);
+    }
+    if (ret) {
+        error_report("sw-protected-guest: cannot make guest memory shared at "
+                     "start: %s", strerror(-ret));
+        exit(1);
+    }
+}
+
+static int swp_kvm_type(X86ConfidentialGuest *cg)
+{
+    if (!kvm_is_vm_type_supported(KVM_X86_SW_PROTECTED_VM)) {
+        error_report("sw-protected-guest: this host's KVM has no "
+                     "software-protected VM type (KVM_X86_SW_PROTECTED_VM "
+                     "needs Linux 6.8+ built with CONFIG_KVM_SW_PROTECTED_VM)");
+        exit(1);
+    }
+    return KVM_X86_SW_PROTECTED_VM;
+}
+
+static int swp_kvm_init(ConfidentialGuestSupport *cgs, Error **errp)
+{
+    X86MachineState *x86ms = X86_MACHINE(qdev_get_machine());
+
+    /*
+     * SMM maps RAM a second time (its own address space, q35's SMRAM
+     * alias), and KVM binds a range of private guest_memfd memory to one
+     * memslot only.
+     */
+    if (x86ms->smm == ON_OFF_AUTO_ON) {
+        error_setg(errp, "sw-protected-guest cannot be used with SMM: KVM "
+                   "maps private memory into one memslot only");
+        error_append_hint(errp, "Use -machine smm=off, or leave smm unset.\n");
+        return -1;
+    }
+    x86ms->smm = ON_OFF_AUTO_OFF;
+
+    if (!kvm_enable_hypercall(BIT_ULL(KVM_HC_MAP_GPA_RANGE))) {
+        error_setg(errp, "sw-protected-guest: KVM cannot hand "
+                   "KVM_HC_MAP_GPA_RANGE hypercalls to QEMU "
+                   "(KVM_CAP_EXIT_HYPERCALL)");
+        return -1;
+    }
+    cgs->ready = true;
+    return 0;
+}
+
+static void swp_get_counter(Object *obj, Visitor *v, const char *name,
+                            void *opaque, Error **errp)
+{
+    uint64_t value = *(uint64_t *)((char *)obj + (uintptr_t)opaque);
+
+    visit_type_uint64(v, name, &value, errp);
+}
+
+static void swp_instance_init(Object *obj)
+{
+    SwProtectedGuest *swp = SW_PROTECTED_GUEST(obj);
+    ConfidentialGuestSupport *cgs = CONFIDENTIAL_GUEST_SUPPORT(obj);
+
+    cgs->require_guest_memfd = true;
+    swp->machine_done.notify = swp_machine_done;
+    qemu_add_machine_init_done_notifier(&swp->machine_done);
+}
+
+static void swp_instance_finalize(Object *obj)
+{
+    SwProtectedGuest *swp = SW_PROTECTED_GUEST(obj);
+
+    qemu_remove_machine_init_done_notifier(&swp->machine_done);
+}
+
+static void swp_class_init(ObjectClass *oc, const void *data)
+{
+    ConfidentialGuestSupportClass *klass = CONFIDENTIAL_GUEST_SUPPORT_CLASS(oc);
+    X86ConfidentialGuestClass *x86_klass = X86_CONFIDENTIAL_GUEST_CLASS(oc);
+    static const struct {
+        const char *name;
+        size_t offset;
+        const char *desc;
+    } counters[] = {
+        { "conversions-to-private", offsetof(SwProtectedGuest, to_private),
+          "Guest requests to make memory private that were carried out" },
+        { "conversions-to-shared", offsetof(SwProtectedGuest, to_shared),
+          "Guest requests to make memory shared that were carried out" },
+        { "bytes-to-private", offsetof(SwProtectedGuest, bytes_to_private),
+          "Bytes made private at the guest's request" },
+        { "bytes-to-shared", offsetof(SwProtectedGuest, bytes_to_shared),
+          "Bytes made shared at the guest's request" },
+        { "conversions-rejected", offsetof(SwProtectedGuest, rejected),
+          "Guest requests refused as invalid (the guest got -EINVAL)" },
+        { "conversions-failed", offsetof(SwProtectedGuest, failed),
+          "Guest requests the host failed to carry out (the guest got -EIO)" },
+    };
+    int i;
+
+    klass->kvm_init = swp_kvm_init;
+    x86_klass->kvm_type = swp_kvm_type;
+
+    for (i = 0; i < ARRAY_SIZE(counters); i++) {
+        object_class_property_add(oc, counters[i].name, "uint64",
+                                  swp_get_counter, NULL, NULL,
+                                  (void *)(uintptr_t)counters[i].offset);
+        object_class_property_set_description(oc, counters[i].name,
+                                              counters[i].desc);
+    }
+}
+
+static const TypeInfo swp_info = {
+    .name = TYPE_SW_PROTECTED_GUEST,
+    .parent = TYPE_X86_CONFIDENTIAL_GUEST,
+    .instance_size = sizeof(SwProtectedGuest),
+    .instance_init = swp_instance_init,
+    .instance_finalize = swp_instance_finalize,
+    .class_init = swp_class_init,
+    .interfaces = (const InterfaceInfo[]) {
+        { TYPE_USER_CREATABLE },
+        { }
+    },
+};
+
+static void swp_register_types(void)
+{
+    type_register_static(&swp_info);
+}
+
+type_init(swp_register_types);
