@@ -10,7 +10,7 @@ import time
 
 from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, gmem_fds, mappings,
                       meminfo, payload_args, pattern_word, payload_result,
-                      require_gmem_mmap, run_qemu, Skip, DEFAULT_SEED)
+                      require_gmem_mmap, run_qemu, DEFAULT_SEED)
 
 MiB = 1 << 20
 GMEM = "memory-backend-guest-memfd"
@@ -281,11 +281,3 @@ def test_command_line_errors():
                   "-device", "pc-dimm,id=b,memdev=d0"],
                  "can't use already busy memdev: d0")
 
-
-def test_kernel_without_guest_memfd():
-    """The error for a host whose KVM lacks guest_memfd, or lacks the MMAP
-    flags, needs such a kernel: this host's has both."""
-    caps = require_gmem_mmap()
-    raise Skip("this host's KVM has guest_memfd with MMAP|INIT_SHARED "
-               "(flags 0x%x); the errors for older kernels need the nested "
-               "rig with a pre-6.18 kernel (issue 4)" % caps["guest_memfd_flags"])

@@ -9,21 +9,64 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import re
 
+import os
+import subprocess
+
+from gmemtest import ROOT
 from rig import build_initramfs, build_kernel, run_rig
 
 LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
 
 
+# Debian's own kernels, for what QEMU says on older ones: (name, package,
+# version, sha256 of the .deb).
+DEBIAN_KERNELS = [
+    ("linux-6.1", "linux-image-6.1.0-56-amd64", "6.1.192-2",
+     "a86e2049672f52354c4536a089203b6c82639420424d31c91cf31a181fd4d8f1"),
+    ("linux-6.12", "linux-image-6.12.95+deb12-amd64", "6.12.95-1~bpo12+1",
+     "5e524b782be67cb0d6a2e7b51816a2ac519e573ef7324b9a63a4124365653ecc"),
+]
+
+
+def wanted(prefix, select):
+    """None if the tests under prefix are not selected, else the filter to
+    pass on to the in-rig runner."""
+    if not select or select in prefix:
+        return ""
+    if select.startswith(prefix + "/"):
+        return select[len(prefix) + 1:]
+    return None
+
+
 def run_all(report, select=""):
-    kernel, why = build_kernel()
-    if not kernel:
-        report("SKIP", "rig/all", why)
-        return
-    initramfs, why = build_initramfs()
-    if not initramfs:
-        report("SKIP", "rig/all", why)
-        return
-    words = ["/usr/bin/python3", "tests/rig/in_rig.py"]
+    sub = wanted("rig", select)
+    if sub is not None:
+        kernel, why = build_kernel()
+        initramfs = None
+        if kernel:
+            initramfs, why = build_initramfs()
+        if not kernel or not initramfs:
+            report("SKIP", "rig/all", why)
+        else:
+            run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
+
+    for name, pkg, version, sha in DEBIAN_KERNELS:
+        sub = wanted(name, select)
+        if sub is None:
+            continue
+        p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-debian-kernel.sh"),
+                            pkg, version, sha], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        if p.returncode:
+            report("SKIP", name + "/all", "%s %s cannot be had: %s"
+                   % (pkg, version, p.stderr.strip()[-300:]))
+            continue
+        kernel, initramfs = p.stdout.split()[-2:]
+        run_one(report, name, kernel, initramfs, "oldkernel_tests", sub)
+
+
+def run_one(report, prefix, kernel, initramfs, module, select):
+    words = ["/usr/bin/python3", "tests/rig/in_rig.py", "--module", module]
     if select:
         words.append(select)
     res = run_rig(kernel, initramfs, words)
@@ -35,16 +78,16 @@ def run_all(report, select=""):
             continue
         seen += 1
         status, name, secs, detail = m.groups()
-        report(status, "rig/" + name, detail or "", float(secs) if secs else None)
+        report(status, prefix + "/" + name, detail or "", float(secs) if secs else None)
     tail = " | ".join(res.console.strip().splitlines()[-8:])
     if res.exit_code is None:
-        report("FAIL", "rig/boot", "the rig did not run its tests (%.0fs): %s"
+        report("FAIL", prefix + "/boot", "the rig did not run its tests (%.0fs): %s"
                % (res.wall, tail))
     elif res.exit_code != 0:
-        report("FAIL", "rig/runner", "in-rig runner exited %d: %s"
+        report("FAIL", prefix + "/runner", "in-rig runner exited %d: %s"
                % (res.exit_code, tail))
     elif not seen:
-        report("FAIL", "rig/runner", "no in-rig test reported: " + tail)
+        report("FAIL", prefix + "/runner", "no in-rig test reported: " + tail)
     else:
-        print("# rig: %d in-rig results, %.1fs wall for the whole rig run"
-              % (seen, res.wall), flush=True)
+        print("# %s: %d in-rig results, %.1fs wall for the whole rig run"
+              % (prefix, seen, res.wall), flush=True)

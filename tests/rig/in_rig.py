@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""Runs inside the rig (tests/rig/init): the test_* functions of
-tests/rig/rig_tests.py, one line each into /tmp/rig-results/results.txt:
-'PASS|FAIL|SKIP name: detail'.
+"""Runs inside the rig (tests/rig/init): the test_* functions of a test
+module of tests/rig/ (rig_tests by default), one line each into
+/tmp/rig-results/results.txt: 'PASS|FAIL|SKIP name: detail'.
+
+  in_rig.py [--module NAME] [SUBSTRING]
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import importlib
 import inspect
 import os
 import sys
@@ -16,14 +19,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 import gmemtest  # noqa: E402
-import rig_tests  # noqa: E402
 
 OUT = "/tmp/rig-results/results.txt"
 
 
 def main():
-    select = sys.argv[1] if len(sys.argv) > 1 else ""
-    tests = [(n, f) for n, f in vars(rig_tests).items()
+    args = sys.argv[1:]
+    module = "rig_tests"
+    if args[:1] == ["--module"]:
+        module, args = args[1], args[2:]
+    select = args[0] if args else ""
+    mod = importlib.import_module(module)
+    tests = [(n, f) for n, f in vars(mod).items()
              if n.startswith("test_") and inspect.isfunction(f)]
     tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
     with open(OUT, "w") as out:
