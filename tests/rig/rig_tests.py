@@ -82,7 +82,7 @@ def test_mmap_off_needs_private_memory():
 
 from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
-                      pattern_word)
+                      pattern_word, meminfo, gmem_fds)
 import struct  # noqa: E402
 
 SWP_ARGS = ["-object", "sw-protected-guest,id=swp",
@@ -126,14 +126,20 @@ def test_private_memory_and_conversions():
                (B, BLEN, KIND_SHARED, 0), (S, SLEN, KIND_GUEST, 0)] +
               [(g, n, KIND_HCALL, a) for g, n, a in bad])
     blob = payload_args(ranges, flags=FLAG_HALT)
+    unevictable0 = meminfo("Unevictable")
     with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
               qtest=True) as vm:
         vm.qtest.write(H, host_pattern(H, HLEN, hseed))
         # What the host writes before a range is made private is not
         # carried into private memory: the guest checks it reads zero.
         vm.qtest.write(P, host_pattern(P, PLEN, hseed))
+        shmem0 = meminfo("Shmem")
         vm.qmp.cmd("cont")
         out = vm.wait_output("RESULT ", 120)
+        # Before the host reads anything back: a read of guest memory
+        # through QEMU faults shared pages in, even over private ranges.
+        gmem_held = meminfo("Unevictable") - unevictable0
+        shmem_change = meminfo("Shmem") - shmem0
         assert payload_result(out).startswith("RESULT PASS"), out
         results = [line.split()[-1] for line in out.splitlines()
                    if "hypercall returned" in line]
@@ -167,8 +173,20 @@ def test_private_memory_and_conversions():
         shared = get("/objects/ram0", "shared-bytes")
         assert private == PLEN + OLEN, private
         assert shared == 64 * MiB - private, shared
-        return "private %d KiB, shared %d KiB; %r" % (private // 1024,
-                                                      shared // 1024, counts)
+
+        # Nothing is held twice.  The guest wrote all of its private pages,
+        # so the guest_memfd holds them (its pages are unevictable; up to
+        # a per-CPU LRU batch of them may not be counted yet), and nothing
+        # else.  The memfd let go of P, which the host had filled before P
+        # became private: over the guest's run it shrank, although the
+        # guest wrote about 1.1 MiB of shared memory meanwhile.
+        assert private - 128 * 1024 <= gmem_held <= private + 256 * 1024, (
+            gmem_held, private)
+        assert shmem_change < 0, "the shared side grew by %d bytes" % shmem_change
+        return ("private %d KiB, shared %d KiB; guest_memfd holds %d KiB, "
+                "shared side changed by %d KiB; %r" % (
+                    private // 1024, shared // 1024, gmem_held // 1024,
+                    shmem_change // 1024, counts))
 
 
 def test_sw_protected_guest_needs_private_backend():
@@ -212,3 +230,51 @@ def test_conversion_straddling_two_backends():
         assert get("/objects/n1", "private-bytes") == half
         assert get("/objects/swp", "conversions-to-private") == 1
         assert get("/objects/swp", "bytes-to-private") == 2 * half
+
+
+def test_conversion_storm():
+    """As many requests as the payload can carry (160), good and bad mixed:
+    each gets its answer, the counters add up, the private bytes match the
+    last state of each page, QEMU keeps running and holds no more files
+    than before."""
+    n = 160
+    base = 0x1000000
+    ranges = []
+    want = []
+    for i in range(n):
+        page = base + (i % 40) * 4096
+        if i % 4 == 3:
+            ranges.append((0xfee00000, 1, KIND_HCALL, MAP_GPA_ENCRYPTED))
+            want.append(EINVAL)
+        else:
+            attrs = MAP_GPA_ENCRYPTED if (i // 40) % 2 == 0 else 0
+            ranges.append((page, 1, KIND_HCALL, attrs))
+            want.append(0)
+    blob = payload_args(ranges, flags=FLAG_HALT)
+    with Qemu(SWP_ARGS[:-1], args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        fds_before = len(os.listdir("/proc/%d/fd" % vm.proc.pid))
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        got = [int(line.split()[-1], 16) for line in out.splitlines()
+               if "hypercall returned" in line]
+        assert got == want, "answers differ: %r" % [
+            (i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w][:5]
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        good = want.count(0)
+        to_private = sum(1 for (g, l, k, a), w in zip(ranges, want)
+                         if w == 0 and a & MAP_GPA_ENCRYPTED)
+        assert get("/objects/swp", "conversions-to-private") == to_private
+        assert get("/objects/swp", "conversions-to-shared") == good - to_private
+        assert get("/objects/swp", "conversions-rejected") == n - good
+        # Each page ends in the state its last good request asked for.
+        state = {}
+        for (gpa, _, _, attrs), w in zip(ranges, want):
+            if w == 0:
+                state[gpa] = bool(attrs & MAP_GPA_ENCRYPTED)
+        private = sum(state.values()) * 4096
+        assert get("/objects/ram0", "private-bytes") == private, private
+        assert len(os.listdir("/proc/%d/fd" % vm.proc.pid)) == fds_before
+        return "%d requests, %d good" % (n, good)
