@@ -1,11 +1,10 @@
 # Entry points.  Everything builds on demand; see README.md.
 #   make run     build, then boot the payload with its RAM in guest_memfd
 #   make check   build, then run every test
-#   make bench   build, then run the benchmarks
 #   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook patches
 PYTHON := /usr/bin/python3
 
-.PHONY: all run check bench build checkpatch clean distclean
+.PHONY: all run check build checkpatch clean distclean
 
 all: build
 
@@ -18,9 +17,6 @@ run: build
 
 check:
 	@$(PYTHON) tests/run.py
-
-bench: build
-	@$(PYTHON) bench/run.py
 
 clean:
 	rm -rf build/qemu-build build/guest
