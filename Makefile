@@ -1,10 +1,11 @@
 # Entry points.  Everything builds on demand; see README.md.
 #   make run     build, then boot the payload with its RAM in guest_memfd
 #   make check   build, then run every test
+#   make bench   build, then run the benchmarks (about 10 minutes)
 #   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook patches
 PYTHON := /usr/bin/python3
 
-.PHONY: all run check build checkpatch clean distclean
+.PHONY: all run check bench build checkpatch clean distclean
 
 all: build
 
@@ -18,6 +19,9 @@ run: build
 check:
 	@$(PYTHON) tests/run.py
 
+bench: build
+	@$(PYTHON) bench/run.py
+
 clean:
 	rm -rf build/qemu-build build/guest
 
@@ -27,7 +31,8 @@ distclean:
 CHECKPATCH := build/qemu-src/scripts/checkpatch.pl
 checkpatch:
 	@scripts/qemu-tree.sh
-	@rc=0; for f in $$(git ls-files '*.c' '*.h' | grep -v '^tests/guest/'); do \
+	@# The payload and the benchmark's floor programs are not QEMU code.
+	@rc=0; for f in $$(git ls-files '*.c' '*.h' | grep -v -e '^tests/guest/' -e '^bench/floor/'); do \
 		perl $(CHECKPATCH) --no-tree -q -f $$f | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \
 	for p in patches/qemu/*.patch; do \
 		perl $(CHECKPATCH) --no-tree -q $$p | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \

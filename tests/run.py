@@ -36,7 +36,7 @@ QTESTS = [
     ("tests/qtest/test-hmp", "QEMU"),
 ]
 
-E2E_MODULES = ["test_payload", "test_backend", "test_rig"]
+E2E_MODULES = ["test_payload", "test_backend", "test_bench", "test_rig"]
 
 
 class Results:

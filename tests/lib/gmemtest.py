@@ -113,20 +113,26 @@ def host_pattern(base, length, seed):
     return bytes(buf)
 
 
+def connect_unix(path, timeout):
+    """A connected socket to the server at path, retrying until it listens."""
+    deadline = time.time() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        sock.settimeout(timeout)
+        return sock
+
+
 class QMP:
     def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.sock.settimeout(timeout)
+        self.sock = connect_unix(path, timeout)
         self.file = self.sock.makefile("rw")
         self.events = []
         self._read()                            # greeting
@@ -190,18 +196,7 @@ class QtestClient:
     guest memory as QEMU sees it, next to any accelerator."""
 
     def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.sock.settimeout(timeout)
+        self.sock = connect_unix(path, timeout)
         self.file = self.sock.makefile("rw")
 
     def _cmd(self, line):
@@ -297,11 +292,13 @@ class Qemu:
             return ""
 
     def wait_output(self, text, timeout=60):
-        """Wait until the debug console shows text; return the output."""
+        """Wait until the debug console shows text, and the rest of its
+        line (QEMU may be midway through writing it); return the output."""
         deadline = time.time() + timeout
         while True:
             out = self.output()
-            if text in out:
+            at = out.find(text)
+            if at >= 0 and "\n" in out[at:]:
                 return out
             if self.proc.poll() is not None:
                 raise RuntimeError("QEMU exited (%d) before %r; console: %r; "
