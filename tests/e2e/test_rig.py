@@ -45,6 +45,9 @@ def run_all(report, select=""):
         initramfs = None
         if kernel:
             initramfs, why = build_initramfs()
+        # The Linux test guest's initramfs (the rig's root is read-only).
+        subprocess.run([os.path.join(ROOT, "tests", "guest", "linux", "build.sh")],
+                       stdout=subprocess.DEVNULL)
         if not kernel or not initramfs:
             report("SKIP", "rig/all", why)
         else:

@@ -44,15 +44,16 @@ class RigResult:
 def run_rig(kernel, initramfs, words, timeout=900, mem="2G"):
     """Boot the rig, run words (a command, from the repository's root, in a
     chroot of this host's root) and power off.  The command can write
-    files to /tmp/rig-results, which come back in RigResult.results."""
+    files to $GM_RIG_RESULTS, which come back in RigResult.results; its
+    scratch space is $TMPDIR."""
     for w in words:
         assert "," not in w and " " not in w, "rig commands cannot hold ',' or ' '"
     tmp = tempfile.mkdtemp(prefix="gmem-rig-")
     results = os.path.join(tmp, "results")
     os.mkdir(results)
     console = os.path.join(tmp, "console.txt")
-    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.cmd=%s" % (
-        ROOT, ",".join(words))
+    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s" % (
+        ROOT, os.environ.get("HOME", "/root"), ",".join(words))
     cmd = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", mem,
            "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot",
            "-kernel", kernel, "-initrd", initramfs, "-append", append,

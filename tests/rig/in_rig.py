@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Runs inside the rig (tests/rig/init): the test_* functions of a test
 module of tests/rig/ (rig_tests by default), one line each into
-/tmp/rig-results/results.txt: 'PASS|FAIL|SKIP name: detail'.
+/tmp/rig-results/results.txt: 'PASS|FAIL|SKIP name: detail', in the results folder ($GM_RIG_RESULTS).
 
   in_rig.py [--module NAME] [SUBSTRING]
 
@@ -20,7 +20,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 import gmemtest  # noqa: E402
 
-OUT = "/tmp/rig-results/results.txt"
+# The results folder the rig's init mounted from the host
+OUT = os.path.join(os.environ.get("GM_RIG_RESULTS", "/tmp/rig-results"),
+                   "results.txt")
 
 
 def main():

@@ -278,3 +278,51 @@ def test_conversion_storm():
         assert get("/objects/ram0", "private-bytes") == private, private
         assert len(os.listdir("/proc/%d/fd" % vm.proc.pid)) == fds_before
         return "%d requests, %d good" % (n, good)
+
+
+# -- a real Linux guest ------------------------------------------------------
+
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from gmemtest import BUILD, ROOT  # noqa: E402
+
+L2_MARK = re.compile(rb"GMEM-L2-USERSPACE-PATTERN:(\d{8})")
+
+
+def test_linux_guest_in_guest_memfd():
+    """The rig's own kernel boots as a guest with all of its RAM in a
+    memory-backend-guest-memfd (mmap=on); a program in its userspace
+    writes 2048 marked pages, and the host finds every one of them in the
+    guest's RAM, read through QEMU."""
+    p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
+                       stdout=subprocess.PIPE, universal_newlines=True)
+    initrd = os.path.join(BUILD, "guest", "linux-initramfs.cpio.gz")
+    if p.returncode or not os.path.exists(initrd):
+        raise Skip("the guest kernel or tests/guest/linux is not built")
+    kernel = p.stdout.split()[-1]
+    size = 256 * MiB
+    consdir = tempfile.mkdtemp(prefix="gmem-l2-")
+    console = os.path.join(consdir, "console.txt")
+    args = ["-object", "memory-backend-guest-memfd,id=m0,size=%d" % size,
+            "-m", "256M", "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 quiet panic=-1",
+            "-serial", "file:" + console]
+    with Qemu(args, payload=None, extra_machine=",memory-backend=m0") as vm:
+        deadline = time.time() + 180
+        out = ""
+        while "GMEM-L2 PATTERN WRITTEN" not in out:
+            assert time.time() < deadline, "guest did not finish: " + out[-500:]
+            assert vm.proc.poll() is None, vm.errors()
+            time.sleep(0.2)
+            out = open(console, errors="replace").read() if os.path.exists(console) else ""
+        path = os.path.join(vm.dir, "ram.bin")
+        vm.qmp.cmd("pmemsave", val=0, size=size, filename=path)
+        with open(path, "rb") as f:
+            ram = f.read()
+        found = {int(m.group(1)) for m in L2_MARK.finditer(ram)}
+        assert found == set(range(2048)), "found %d of 2048 pages" % len(found)
+        up = [l for l in out.splitlines() if "userspace up" in l]
+        return (up[0] if up else "") + "; all 2048 pages found"
