@@ -34,6 +34,7 @@
 #include "standard-headers/linux/kvm_para.h"
 #include "exec/target_page.h"
 #include "system/ramblock.h"
+#include "exec/cpu-common.h"
 #include "target/i386/confidential-guest.h"
 #include "target/i386/kvm/kvm_i386.h"
 #include "trace/trace-overlay.h"
@@ -163,26 +164,42 @@ static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
     return *err != 0;
 }
 
+/* Record a private-capable RAM block as all shared. */
+static int swp_share_block(RAMBlock *rb, void *opaque)
+{
+    if (rb->guest_memfd < 0 || !rb->attributes ||
+        (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
+        return 0;
+    }
+    return ram_block_attributes_state_change(rb->attributes, 0,
+                                             rb->used_length, false);
+}
+
 /*
- * QEMU makes guest_memfd memory private when it adds the memslot.  A
- * software-protected guest starts with all of it shared instead: the host
- * loads firmware and kernels into shared memory, and the guest makes
- * private what it wants private.
+ * A software-protected guest starts with all of its memory shared: the
+ * host loads firmware and kernels into shared memory, and the guest makes
+ * private what it wants private.  Every private-capable RAM block is
+ * recorded as shared, including those the firmware maps only later (PAM,
+ * option ROMs): a memslot takes its state from that record when it is
+ * added.  What is mapped now is converted.
  */
 static void swp_machine_done(Notifier *n, void *unused)
 {
     Error *err = NULL;
-    int ret = 0;
+    int ret;
 
     if (!swp_check_ram(current_machine, &err)) {
         error_report_err(err);
         exit(1);
     }
 
-    WITH_RCU_READ_LOCK_GUARD() {
-        FlatView *fv = address_space_to_flatview(&address_space_memory);
+    ret = qemu_ram_foreach_block(swp_share_block, NULL);
+    if (!ret) {
+        WITH_RCU_READ_LOCK_GUARD() {
+            FlatView *fv = address_space_to_flatview(&address_space_memory);
 
-        flatview_for_each_range(fv, swp_share_range, &ret);
+            flatview_for_each_range(fv, swp_share_range, &ret);
+        }
     }
     if (ret) {
         error_report("sw-protected-guest: cannot make guest memory shared at "
