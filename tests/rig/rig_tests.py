@@ -292,10 +292,23 @@ from gmemtest import BUILD, ROOT  # noqa: E402
 L2_MARK = re.compile(rb"GMEM-L2-USERSPACE-PATTERN:(\d{8})")
 
 
-def linux_guest(backend_opts, extra_args=(), machine_extra=""):
-    """Boot the rig's own kernel as a guest with all of its RAM in the
-    backend; a program in its userspace writes 2048 marked pages, and the
-    host must find every one of them in the guest's RAM, through QEMU."""
+def wait_file(vm, path, text, timeout):
+    """Wait until the file at path (a console) shows text; return it."""
+    deadline = time.time() + timeout
+    out = ""
+    while text not in out:
+        assert time.time() < deadline, "%r did not show: %s" % (text, out[-300:])
+        assert vm.proc.poll() is None, vm.errors()
+        time.sleep(0.2)
+        out = open(path, errors="replace").read() if os.path.exists(path) else ""
+    return out
+
+
+def test_linux_guest_in_guest_memfd():
+    """The rig's own kernel boots as a guest with all of its RAM in a
+    memory-backend-guest-memfd (mmap=on); a program in its userspace
+    writes 2048 marked pages, and the host finds every one of them in the
+    guest's RAM, through QEMU."""
     p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
                        stdout=subprocess.PIPE, universal_newlines=True)
     initrd = os.path.join(BUILD, "guest", "linux-initramfs.cpio.gz")
@@ -305,20 +318,12 @@ def linux_guest(backend_opts, extra_args=(), machine_extra=""):
     size = 256 * MiB
     consdir = tempfile.mkdtemp(prefix="gmem-l2-")
     console = os.path.join(consdir, "console.txt")
-    args = ["-object", "memory-backend-guest-memfd,id=m0,size=%d%s" % (
-                size, backend_opts),
+    args = ["-object", "memory-backend-guest-memfd,id=m0,size=%d" % size,
             "-m", "256M", "-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 quiet panic=-1",
-            "-serial", "file:" + console] + list(extra_args)
-    with Qemu(args, payload=None,
-              extra_machine=",memory-backend=m0" + machine_extra) as vm:
-        deadline = time.time() + 180
-        out = ""
-        while "GMEM-L2 PATTERN WRITTEN" not in out:
-            assert time.time() < deadline, "guest did not finish: " + out[-500:]
-            assert vm.proc.poll() is None, vm.errors()
-            time.sleep(0.2)
-            out = open(console, errors="replace").read() if os.path.exists(console) else ""
+            "-serial", "file:" + console]
+    with Qemu(args, payload=None, extra_machine=",memory-backend=m0") as vm:
+        out = wait_file(vm, console, "GMEM-L2 PATTERN WRITTEN", 180)
         path = os.path.join(vm.dir, "ram.bin")
         vm.qmp.cmd("pmemsave", val=0, size=size, filename=path)
         with open(path, "rb") as f:
@@ -327,11 +332,6 @@ def linux_guest(backend_opts, extra_args=(), machine_extra=""):
         assert found == set(range(2048)), "found %d of 2048 pages" % len(found)
         up = [l for l in out.splitlines() if "userspace up" in l]
         return (up[0] if up else "") + "; all 2048 pages found"
-
-
-def test_linux_guest_in_guest_memfd():
-    """A Linux guest with its RAM in memory-backend-guest-memfd, mmap=on."""
-    return linux_guest("")
 
 
 def test_seabios_in_sw_protected_guest():
@@ -347,11 +347,5 @@ def test_seabios_in_sw_protected_guest():
             "-device", "isa-debugcon,iobase=0x402,chardev=sb"]
     with Qemu(args, payload=None, extra_machine=",memory-backend=m0,"
               "confidential-guest-support=swp") as vm:
-        deadline = time.time() + 60
-        out = ""
-        while "Booting from" not in out:
-            assert time.time() < deadline, "SeaBIOS did not get there: " + out[-300:]
-            assert vm.proc.poll() is None, vm.errors()
-            time.sleep(0.2)
-            out = open(log, errors="replace").read() if os.path.exists(log) else ""
+        out = wait_file(vm, log, "Booting from", 60)
         return [l for l in out.splitlines() if l.startswith("Booting from")][0]
