@@ -11,15 +11,14 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
 import os
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "lib"))
-from gmemtest import (DEFAULT_SEED, FLAG_HALT, KIND_GUEST, Qemu, Skip,  # noqa: E402
+from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, Skip,  # noqa: E402
                       gmem_fds, mappings, meminfo, payload_args,
-                      payload_result, pattern_word, require_gmem_mmap)
+                      payload_result, pattern_mismatches, require_gmem_mmap)
 
 MiB = 1 << 20
 
@@ -87,13 +86,8 @@ def main():
               "report st_blocks)" % (held // MiB))
         print("anonymous mappings of RAM's size in QEMU: %d" % len(anon))
 
-        path = os.path.join(vm.dir, "ram.bin")
-        vm.qmp.cmd("pmemsave", val=MiB, size=size - MiB, filename=path)
-        with open(path, "rb") as f:
-            data = f.read()
-        bad = [off for off in range(0, len(data), 4096)
-               if struct.unpack_from("<Q", data, off)[0] !=
-               pattern_word(MiB + off, DEFAULT_SEED)]
+        data = vm.read_memory(MiB, size - MiB)
+        bad = pattern_mismatches(data, MiB)
         print("host read-back through QEMU: %d of %d pages hold the guest's "
               "pattern" % (len(data) // 4096 - len(bad), len(data) // 4096))
         ok = ok and not bad and len(fds) == 1 and not anon

@@ -9,7 +9,8 @@ import struct
 import time
 
 from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, gmem_fds, mappings,
-                      meminfo, payload_args, pattern_word, payload_result,
+                      meminfo, payload_args, pattern_mismatches,
+                      pattern_word, payload_result,
                       require_gmem_mmap, run_qemu, DEFAULT_SEED)
 
 MiB = 1 << 20
@@ -21,23 +22,12 @@ def gmem_obj(id, size, extra=""):
     return ["-object", "%s,id=%s,size=%d%s" % (GMEM, id, size, extra)]
 
 
-def read_guest(vm, base, length):
-    """Guest memory as QEMU sees it, through pmemsave."""
-    path = os.path.join(vm.dir, "pmem.bin")
-    vm.qmp.cmd("pmemsave", val=base, size=length, filename=path)
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    return data
-
-
 def check_pattern(data, base, seed=DEFAULT_SEED):
     """The payload's word is at the start of every page of data."""
-    for off in range(0, len(data), 4096):
-        word = struct.unpack_from("<Q", data, off)[0]
-        want = pattern_word(base + off, seed)
-        assert word == want, "page 0x%x holds 0x%x, want 0x%x" % (
-            base + off, word, want)
+    bad = pattern_mismatches(data, base, seed)
+    assert not bad, "page 0x%x holds 0x%x, want 0x%x (%d pages wrong)" % (
+        base + bad[0], struct.unpack_from("<Q", data, bad[0])[0],
+        pattern_word(base + bad[0], seed), len(bad))
 
 
 def halted_run(args, ranges, extra_machine="", **kw):
@@ -68,7 +58,7 @@ def test_ram_in_guest_memfd():
                          ",memory-backend=m0")
     with vm:
         result = assert_pass(out)
-        check_pattern(read_guest(vm, MiB, size - MiB), MiB)
+        check_pattern(vm.read_memory(MiB, size - MiB), MiB)
 
         pid = vm.proc.pid
         fds = gmem_fds(pid)
@@ -105,7 +95,7 @@ def test_numa_two_nodes():
     vm, out = halted_run(args, [(MiB, 2 * half - MiB, KIND_GUEST, 0)])
     with vm:
         assert_pass(out)
-        check_pattern(read_guest(vm, half - 4096, 8192), half - 4096)
+        check_pattern(vm.read_memory(half - 4096, 8192), half - 4096)
         pid = vm.proc.pid
         fds = gmem_fds(pid)
         assert len(fds) == 2, fds
@@ -156,7 +146,7 @@ def test_dimm_coldplug():
         devs = vm.qmp.cmd("query-memory-devices")
         assert devs[0]["data"]["memdev"] == "/objects/d0", devs
         assert devs[0]["data"]["addr"] == dimm_addr, devs
-        check_pattern(read_guest(vm, dimm_addr, 64 * MiB), dimm_addr)
+        check_pattern(vm.read_memory(dimm_addr, 64 * MiB), dimm_addr)
         assert len(gmem_fds(vm.proc.pid)) == 2
 
 
@@ -179,7 +169,7 @@ def test_dimm_hotplug_and_unplug():
         out = vm.wait_output("DIMM PASS", 60)
         assert "DIMM PASS pages=0x0000000000004000" in out, out
         addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
-        check_pattern(read_guest(vm, addr, 64 * MiB), addr)
+        check_pattern(vm.read_memory(addr, 64 * MiB), addr)
 
         resp = vm.qmp.send("object-del", id="d1")
         assert "error" in resp and "in use" in resp["error"]["desc"], resp

@@ -104,6 +104,14 @@ def pattern_word(addr, seed):
     return addr ^ ((seed << 32) | seed)
 
 
+def pattern_mismatches(data, base, seed=DEFAULT_SEED):
+    """Offsets of the pages of data (guest memory from base) whose first
+    word is not the payload's word for seed."""
+    return [off for off in range(0, len(data), 4096)
+            if struct.unpack_from("<Q", data, off)[0] !=
+            pattern_word(base + off, seed)]
+
+
 def host_pattern(base, length, seed):
     """Bytes for [base, base+length) with the payload's pattern: one word
     per page, the rest zero."""
@@ -283,6 +291,15 @@ class Qemu:
         self.stderr.flush()
         self.stderr.seek(0)
         return self.stderr.read()
+
+    def read_memory(self, base, length):
+        """Guest memory as QEMU sees it, through pmemsave."""
+        path = os.path.join(self.dir, "pmem.bin")
+        self.qmp.cmd("pmemsave", val=base, size=length, filename=path)
+        with open(path, "rb") as f:
+            data = f.read()
+        os.unlink(path)
+        return data
 
     def output(self):
         try:

@@ -82,8 +82,7 @@ def test_mmap_off_needs_private_memory():
 
 from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
-                      pattern_word, meminfo, gmem_fds)
-import struct  # noqa: E402
+                      pattern_mismatches, meminfo)
 
 SWP_ARGS = ["-object", "sw-protected-guest,id=swp",
             "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
@@ -94,9 +93,7 @@ EINVAL = (1 << 64) - 22
 
 def words(data, base, seed):
     """How many pages of data start with the payload's word for seed."""
-    return sum(1 for off in range(0, len(data), 4096)
-               if struct.unpack_from("<Q", data, off)[0] ==
-               pattern_word(base + off, seed))
+    return len(data) // 4096 - len(pattern_mismatches(data, base, seed))
 
 
 def test_private_memory_and_conversions():
@@ -324,10 +321,7 @@ def test_linux_guest_in_guest_memfd():
             "-serial", "file:" + console]
     with Qemu(args, payload=None, extra_machine=",memory-backend=m0") as vm:
         out = wait_file(vm, console, "GMEM-L2 PATTERN WRITTEN", 180)
-        path = os.path.join(vm.dir, "ram.bin")
-        vm.qmp.cmd("pmemsave", val=0, size=size, filename=path)
-        with open(path, "rb") as f:
-            ram = f.read()
+        ram = vm.read_memory(0, size)
         found = {int(m.group(1)) for m in L2_MARK.finditer(ram)}
         assert found == set(range(2048)), "found %d of 2048 pages" % len(found)
         up = [l for l in out.splitlines() if "userspace up" in l]
