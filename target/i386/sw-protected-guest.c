@@ -158,8 +158,9 @@ static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
 
     if (memory_region_has_guest_memfd((MemoryRegion *)mr) &&
         !(mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP)) {
-        *err = kvm_convert_memory(int128_get64(start), int128_get64(len),
-                                  false);
+        /* Recorded shared already (swp_share_block): tell KVM. */
+        *err = kvm_set_memory_attributes_shared(int128_get64(start),
+                                                int128_get64(len));
     }
     return *err != 0;
 }
@@ -181,7 +182,7 @@ static int swp_share_block(RAMBlock *rb, void *opaque)
  * private what it wants private.  Every private-capable RAM block is
  * recorded as shared, including those the firmware maps only later (PAM,
  * option ROMs): a memslot takes its state from that record when it is
- * added.  What is mapped now is converted.
+ * added.  The memslots that exist now are made shared in KVM.
  */
 static void swp_machine_done(Notifier *n, void *unused)
 {
