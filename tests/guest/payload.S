@@ -202,6 +202,15 @@ puthex:
         loop 1b
         ret
 
+/* putline: the string at %rsi, then %rax in hex, then a newline */
+putline:
+        pushq %rax
+        call puts
+        popq %rax
+        call puthex
+        movb $'\n', %al
+        jmp putc
+
 /* fwcfg_read: select key %ax, read %rcx bytes to %rdi */
 fwcfg_read:
         movw $FWCFG_SEL, %dx
@@ -286,13 +295,8 @@ convert:
         call hypercall
         testq %rax, %rax
         jz 1f
-        movq %rax, %r15
         leaq msg_hc_fail(%rip), %rsi
-        call puts
-        movq %r15, %rax
-        call puthex
-        movb $'\n', %al
-        call putc
+        call putline
         jmp exit_fail
 1:      ret
 
@@ -302,13 +306,8 @@ raw_hcall:
         movq R_LEN(%r13), %rcx
         movl R_HSEED(%r13), %edx
         call hypercall
-        movq %rax, %r14
         leaq msg_hc_raw(%rip), %rsi
-        call puts
-        movq %r14, %rax
-        call puthex
-        movb $'\n', %al
-        call putc
+        call putline
         addl $R_SIZE, %r13d
         decl %r12d
         jmp next_range
@@ -340,11 +339,8 @@ main:
         call fwcfg_read
         movq $0, (STATE + S_PAGES)
         leaq msg_ram(%rip), %rsi
-        call puts
         movq (STATE + S_RAM_SIZE), %rax
-        call puthex
-        movb $'\n', %al
-        call putc
+        call putline
 
         call load_args
         testl %eax, %eax
@@ -449,11 +445,8 @@ next_range:
 
 done:
         leaq msg_pass(%rip), %rsi
-        call puts
         movq (STATE + S_PAGES), %rax
-        call puthex
-        movb $'\n', %al
-        call putc
+        call putline
         testl $FLAG_HOTPLUG, (ARGS + A_FLAGS)
         jz 1f
         call hotplug
@@ -524,13 +517,10 @@ hotplug:
         movq %r15, %rsi
         call check_range
         leaq msg_hp_pass(%rip), %rsi
-        call puts
         movq %r15, %rax
         subq %r14, %rax
         shrq $12, %rax
-        call puthex
-        movb $'\n', %al
-        call putc
+        call putline
 
         movb $MEMHP_REMOVE, %bl
         call memhp_wait
