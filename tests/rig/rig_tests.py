@@ -301,11 +301,11 @@ def wait_file(vm, path, text, timeout):
     return out
 
 
-def test_linux_guest_in_guest_memfd():
-    """The rig's own kernel boots as a guest with all of its RAM in a
-    memory-backend-guest-memfd (mmap=on); a program in its userspace
-    writes 2048 marked pages, and the host finds every one of them in the
-    guest's RAM, through QEMU."""
+def linux_guest(objects, machine_extra, check=None):
+    """Boot the rig's own kernel as a guest with 256 MiB of RAM in
+    memory-backend-guest-memfd m0; a program in its userspace writes 2048
+    marked pages, and the host must find every one of them in the guest's
+    RAM, through QEMU.  check(vm), if given, runs after that."""
     p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
                        stdout=subprocess.PIPE, universal_newlines=True)
     initrd = os.path.join(BUILD, "guest", "linux-initramfs.cpio.gz")
@@ -315,25 +315,52 @@ def test_linux_guest_in_guest_memfd():
     size = 256 * MiB
     consdir = tempfile.mkdtemp(prefix="gmem-l2-")
     console = os.path.join(consdir, "console.txt")
-    args = ["-object", "memory-backend-guest-memfd,id=m0,size=%d" % size,
-            "-m", "256M", "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 quiet panic=-1",
-            "-serial", "file:" + console]
-    with Qemu(args, payload=None, extra_machine=",memory-backend=m0") as vm:
+    args = objects + ["-m", "256M", "-kernel", kernel, "-initrd", initrd,
+                      "-append", "console=ttyS0 quiet panic=-1",
+                      "-serial", "file:" + console]
+    with Qemu(args, payload=None,
+              extra_machine=",memory-backend=m0" + machine_extra) as vm:
         out = wait_file(vm, console, "GMEM-L2 PATTERN WRITTEN", 180)
         ram = vm.read_memory(0, size)
         found = {int(m.group(1)) for m in L2_MARK.finditer(ram)}
         assert found == set(range(2048)), "found %d of 2048 pages" % len(found)
         up = [l for l in out.splitlines() if "userspace up" in l]
+        if check:
+            check(vm)
         return (up[0] if up else "") + "; all 2048 pages found"
 
 
+def test_linux_guest_in_guest_memfd():
+    """The rig's own kernel boots with all of its RAM in a
+    memory-backend-guest-memfd in shared mode (mmap=on)."""
+    return linux_guest(["-object", "memory-backend-guest-memfd,id=m0,size=256M"],
+                       "")
+
+
+def test_linux_guest_as_sw_protected_guest():
+    """The same kernel boots as a sw-protected-guest (mmap=off), whose
+    memory starts shared: SeaBIOS's linuxboot ROM needs QEMU to patch
+    the kernel's setup header (hook patch 0012).  The guest never
+    converts anything, so the counters stay at zero and all RAM stays
+    shared."""
+    def check(vm):
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        m0 = "/objects/m0"
+        assert get(m0, "shared-bytes") == 256 * MiB, get(m0, "shared-bytes")
+        assert get(m0, "private-bytes") == 0, get(m0, "private-bytes")
+        for c in ("conversions-to-private", "conversions-to-shared",
+                  "conversions-rejected", "conversions-failed"):
+            assert get("/objects/swp", c) == 0, (c, get("/objects/swp", c))
+
+    return linux_guest(
+        ["-object", "sw-protected-guest,id=swp",
+         "-object", "memory-backend-guest-memfd,id=m0,size=256M,mmap=off"],
+        ",confidential-guest-support=swp", check)
 def test_seabios_in_sw_protected_guest():
     """SeaBIOS runs to its boot menu in a sw-protected guest: its BIOS is
     guest_memfd memory with a copy in ISA space (hook patch 0011), and the
-    regions the firmware maps only after reset start shared too.  (A Linux
-    guest of this type does not boot yet: it spins in delay_tsc before its
-    console comes up.)"""
+    regions the firmware maps only after reset start shared too."""
     log = os.path.join(tempfile.mkdtemp(prefix="gmem-seabios-"), "seabios.txt")
     args = ["-object", "sw-protected-guest,id=swp",
             "-object", "memory-backend-guest-memfd,id=m0,size=256M,mmap=off",
