@@ -1,6 +1,7 @@
 """The nested rig (tests/rig): builds the project's kernel (or finds it
 cached) and the initramfs, boots the rig once under TCG and runs
-tests/rig/rig_tests.py in it.  Each in-rig test is reported as its own
+tests/rig/rig_tests.py in it; once more for Linux's KVM selftests
+(tests/rig/kvm_selftests.py).  Each in-rig test is reported as its own
 result.  If the kernel or the rig cannot be built or booted, the rig
 tests are reported as SKIP or FAIL with the reason, never as passed.
 
@@ -52,6 +53,25 @@ def run_all(report, select=""):
             report("SKIP", "rig/all", why)
         else:
             run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
+
+    # Linux's own KVM selftests for guest_memfd and private memory, built
+    # from the rig kernel's tree (tests/rig/build-selftests.sh).
+    sub = wanted("kvm-selftests", select)
+    if sub is not None:
+        kernel, why = build_kernel()
+        initramfs = None
+        if kernel:
+            initramfs, why = build_initramfs()
+        if kernel and initramfs:
+            p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-selftests.sh")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+            if p.returncode:
+                why = "the KVM selftests did not build: " + p.stderr.strip()[-400:]
+        if not kernel or not initramfs or why:
+            report("SKIP", "kvm-selftests/all", why)
+        else:
+            run_one(report, "kvm-selftests", kernel, initramfs, "kvm_selftests", sub)
 
     for name, pkg, version, sha in DEBIAN_KERNELS:
         sub = wanted(name, select)

@@ -1,0 +1,157 @@
+"""Linux's own KVM selftests for guest_memfd and private memory, run inside
+the rig (tests/rig/in_rig.py --module kvm_selftests) on the rig kernel's
+KVM.  tests/rig/build-selftests.sh builds them from the rig kernel's
+source tree into ~/.cache/gmem (the rig sees the host's root, and HOME).
+One test per binary run; each reports the binary's own counts (kselftest
+TAP) when it prints them, and fails if the binary fails or counts a
+failure.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import subprocess
+
+from gmemtest import ROOT, Skip
+
+TIMEOUT = 300
+# kselftest.h's exit codes
+KSFT_SKIP = 4
+
+TOTALS = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) "
+                    r"skip:(\d+) error:(\d+)", re.M)
+RESULT = re.compile(r"^(ok|not ok) \d+\s*-?\s*(.*?)(?:\s+#\s*(SKIP|XFAIL)\b\s*(.*))?$")
+PLAN_SKIP = re.compile(r"^1\.\.0 # SKIP\s*-?\s*(.*)$", re.M)
+
+_where = []
+
+
+def selftests_dir():
+    """Where build-selftests.sh put the binaries (it names the folder
+    without building)."""
+    if not _where:
+        p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-selftests.sh"),
+                            "--print-dir"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+        assert p.returncode == 0, "build-selftests.sh --print-dir: " + p.stdout
+        _where.append(p.stdout.strip().splitlines()[-1])
+    return _where[0]
+
+
+def counts(out):
+    """The binary's own counts: kselftest's Totals line if it printed
+    one, else its ok / not ok lines.  None if it printed neither."""
+    m = TOTALS.search(out)
+    if m:
+        keys = ("pass", "fail", "xfail", "xpass", "skip", "error")
+        return dict(zip(keys, map(int, m.groups())))
+    c = dict.fromkeys(("pass", "fail", "xfail", "xpass", "skip", "error"), 0)
+    seen = False
+    for line in out.splitlines():
+        m = RESULT.match(line)
+        if not m:
+            continue
+        seen = True
+        ok, _, directive, _ = m.groups()
+        if directive == "SKIP":
+            c["skip"] += 1
+        elif directive == "XFAIL":
+            c["xfail"] += 1
+        else:
+            c["pass" if ok == "ok" else "fail"] += 1
+    return c if seen else None
+
+
+def run(name, *args):
+    exe = os.path.join(selftests_dir(), name)
+    if not os.access(exe, os.X_OK):
+        raise Skip("%s was not built (tests/rig/build-selftests.sh)" % exe)
+    cmd = [exe] + list(args)
+    try:
+        p = subprocess.run(cmd, cwd=os.environ.get("TMPDIR", "/tmp"),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True,
+                           errors="replace", timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        out = e.output or ""
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        raise AssertionError("%s timed out after %ds: %s"
+                             % (" ".join(cmd), TIMEOUT, tail(out)))
+    out = p.stdout
+    c = counts(out)
+    if p.returncode == KSFT_SKIP and not (c and (c["fail"] or c["error"])):
+        # It cannot run here, by its own verdict ("1..0 # SKIP reason").
+        m = PLAN_SKIP.search(out)
+        raise Skip("%s: %s" % (name, m.group(1).strip() if m else tail(out, 3)))
+    assert p.returncode == 0, "%s exited %d: %s" % (" ".join(cmd), p.returncode, tail(out))
+    if c is None:
+        # In 7.2 these binaries assert rather than count: exit 0 is their
+        # pass.  Say what they chose to leave out, if they said.
+        said = [line.strip() for line in out.splitlines()
+                if re.search(r"\bskip", line, re.I)]
+        return "exit 0 (it prints no kselftest counts)" + (
+            "; it says: " + " | ".join(said)[:300] if said else "")
+    assert not c["fail"] and not c["error"], "%s reported failures: %r: %s" % (
+        " ".join(cmd), c, tail(out))
+    detail = "pass:%d fail:%d skip:%d" % (c["pass"], c["fail"], c["skip"])
+    detail += "".join(" %s:%d" % (k, c[k]) for k in ("xfail", "xpass", "error") if c[k])
+    skipped = [line.split("# SKIP", 1)[1].strip(" -")
+               for line in out.splitlines()
+               if RESULT.match(line) and "# SKIP" in line]
+    if skipped:
+        detail += "; skipped: " + "; ".join(skipped)[:300]
+    return detail
+
+
+def tail(out, n=6):
+    """The end of a binary's output, or the start of its assertion
+    report (what failed, where) when it has one."""
+    lines = out.strip().splitlines()
+    for i, line in enumerate(lines):
+        if "Test Assertion Failure" in line:
+            # Without the backtrace ("  1  0x401234: main at x.c:12").
+            said = [l.strip() for l in lines[i + 1:]
+                    if not re.match(r"\s*\d+\s+0x[0-9a-f]+:", l)]
+            return " | ".join(said[:n])
+    return " | ".join(lines[-n:])
+
+
+def test_guest_memfd_test():
+    """guest_memfd on every VM type: flags, fallocate, mmap, a guest
+    that reads and writes it."""
+    return run("guest_memfd_test")
+
+
+def test_private_mem_conversions_test():
+    """KVM_X86_SW_PROTECTED_VM: the guest converts ranges with
+    KVM_HC_MAP_GPA_RANGE, the host sets the attributes and punches holes."""
+    return run("x86/private_mem_conversions_test")
+
+
+def test_private_mem_conversions_test_2vcpus_2slots():
+    """The same, a vCPU per rig CPU converting at once, the guest_memfd
+    split over two memslots."""
+    return run("x86/private_mem_conversions_test", "-n", "2", "-m", "2")
+
+
+def test_private_mem_conversions_test_thp_2vcpus():
+    """The same, the shared side backed by transparent huge pages."""
+    return run("x86/private_mem_conversions_test", "-s", "anonymous_thp", "-n", "2")
+
+
+def test_private_mem_kvm_exits_test():
+    """KVM_EXIT_MEMORY_FAULT on private accesses to missing memory."""
+    return run("x86/private_mem_kvm_exits_test")
+
+
+def test_set_memory_region_test():
+    """Memslots: zero slots, invalid flags, the most slots KVM allows,
+    guest_memfd slots and overlaps, MOVE/DELETE under a running vCPU."""
+    return run("set_memory_region_test")
+
+
+def test_pre_fault_memory_test():
+    """KVM_PRE_FAULT_MEMORY, also on a sw-protected VM's private memory."""
+    return run("pre_fault_memory_test")
