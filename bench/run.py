@@ -11,20 +11,31 @@
    fallocate()s a guest_memfd directly, and one that faults in anonymous
    memory.
 
+3. In the nested rig (tests/rig; its kernel can make memory private):
+   conversion throughput for ranges of 4 KiB, 64 KiB, 2 MiB and 1 GiB,
+   private->shared and shared->private, driven by the guest's hypercall
+   through QEMU, against the floor: a program of ours making the same
+   KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and no
+   QEMU (bench/in_rig.py, bench/floor/convert.c).
+4. In the rig: host memory held per byte of guest RAM once every page
+   has been written, in shared mode and in private mode after a storm of
+   conversions, at several RAM sizes.
+
 Each figure is the median of several runs, with min and max.  Writes the
-tables to build/bench/results.md as well.
+tables to build/bench/results.md and a plot to build/bench/results.png.
 
   bench/run.py [--runs N] [--sizes 256M,1G,4G] [--smoke]
 
 --smoke runs the smallest size once (the test command's check that the
-benchmark runs to the end).  Not yet: conversion throughput in the rig and
-the footprint after a conversion storm (issue 5, parts 3 and 4).
+benchmark runs to the end).
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 from gmemtest import (BUILD, FLAG_HALT, KIND_GUEST, ROOT, Qemu,  # noqa: E402
                       meminfo, payload_args, payload_result, require_gmem_mmap)
+from rig import build_initramfs, build_kernel, run_rig  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -122,7 +134,7 @@ def build_floors():
     out = os.path.join(BUILD, "bench")
     os.makedirs(out, exist_ok=True)
     progs = {}
-    for name in ("gmem-fallocate", "anon-populate"):
+    for name in ("gmem-fallocate", "anon-populate", "convert"):
         exe = os.path.join(out, name)
         subprocess.run(["cc", "-O2", "-Wall", "-Werror",
                         "-I", os.path.join(BUILD, "qemu-src", "linux-headers"),
@@ -141,15 +153,145 @@ def fmt(values, unit_fn):
     return "%s [%s–%s]" % (unit_fn(med), unit_fn(lo), unit_fn(hi))
 
 
+def rig_parts(opts, floors, out, plot):
+    """Parts 3 and 4, in one boot of the rig."""
+    out("## 3. Conversions in the rig (higher is better)")
+    out()
+    kernel, why = build_kernel()
+    initramfs = None
+    if kernel:
+        initramfs, why = build_initramfs()
+    res = None
+    if kernel and initramfs:
+        # The rig's command line cannot hold commas.
+        words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
+                 str(opts.runs), opts.chunks.replace(",", "+"),
+                 opts.footprint_sizes.replace(",", "+")]
+        rig = run_rig(kernel, initramfs, words, timeout=3600, mem="3G")
+        if "bench.json" in rig.results:
+            res = json.loads(rig.results["bench.json"])
+        else:
+            why = "the rig run failed (%.0fs): %s" % (
+                rig.wall, " | ".join(rig.console.strip().splitlines()[-6:]))
+    if res is None:
+        out("Skipped: " + why)
+        out()
+        out("## 4. Host footprint after a conversion storm")
+        out()
+        out("Skipped: " + why)
+        out()
+        return
+
+    out("Linux %s in the rig, nested under TCG (-cpu max): absolute figures are "
+        "the rig's, the ratios are what counts.  A pass converts the range "
+        "chunk by chunk, one hypercall each." % res["kernel"])
+    out()
+    out("| chunk | direction | conversions | ours: conversions/s | ours: GiB/s | "
+        "floor: conversions/s | floor: GiB/s | ours / floor |")
+    out("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c in res["conversions"]:
+        n = c["total"] // c["chunk"]
+        for i, direction in enumerate(("shared->private", "private->shared")):
+            ours = [n / r[i] for r in c["ours"]]
+            floor = [n / r[i] for r in c["floor"]]
+            ratio = statistics.median(ours) / statistics.median(floor)
+            out("| %s | %s | %d | %s | %s | %s | %s | %.2f |" % (
+                human_chunk(c["chunk"]), direction, n,
+                fmt(ours, lambda v: "%.0f" % v),
+                fmt(ours, lambda v: "%.2f" % (v * c["chunk"] / GiB)),
+                fmt(floor, lambda v: "%.0f" % v),
+                fmt(floor, lambda v: "%.2f" % (v * c["chunk"] / GiB)), ratio))
+            plot["conversions"].append((c["chunk"], direction,
+                                        statistics.median(ours) * c["chunk"] / GiB,
+                                        statistics.median(floor) * c["chunk"] / GiB))
+    out()
+    out("## 4. Host footprint after a conversion storm (ideal: 1.00)")
+    out()
+    out("Bytes of host memory holding guest RAM (shmem + guest_memfd pages) per "
+        "byte of RAM, once the payload has written every page: in shared mode "
+        "(mmap=on), and in private mode (a sw-protected-guest) after 160 "
+        "conversions of 4 KiB to 2 MiB, each written on its new side.  QEMU's "
+        "own anonymous memory is shown apart.")
+    out()
+    out("| RAM | mode | held / RAM | held | private at the end | QEMU anonymous |")
+    out("| --- | --- | --- | --- | --- | --- |")
+    for f in res["footprint"]:
+        runs = f["runs"]
+        out("| %s | %s | %s | %s | %d MiB | %s |" % (
+            human(f["size"]), f["mode"],
+            fmt([r["held"] / f["size"] for r in runs], lambda v: "%.3f" % v),
+            fmt([r["held"] for r in runs], lambda v: "%d MiB" % (v // MiB)),
+            runs[0]["private"] // MiB,
+            fmt([r["anon"] for r in runs], lambda v: "%d MiB" % (v // MiB))))
+    out()
+
+
+def human_chunk(n):
+    return "%d KiB" % (n >> 10) if n < MiB else human(n)
+
+
+def draw(plot, path):
+    """A PNG of start-up times and conversion throughput, with gnuplot;
+    None if gnuplot is missing or there is nothing to draw."""
+    if not plot["startup"] or not shutil.which("gnuplot"):
+        return None
+    d = os.path.dirname(path)
+    with open(os.path.join(d, "startup.dat"), "w") as f:
+        for size in sorted({s for s, _, _ in plot["startup"]}):
+            row = {b: t for s, b, t in plot["startup"] if s == size}
+            f.write("\"%s\" %s\n" % (human(size), " ".join(
+                "%.3f" % row[b] for b in BACKENDS)))
+    with open(os.path.join(d, "conversions.dat"), "w") as f:
+        for chunk, direction, ours, floor in plot["conversions"]:
+            f.write("\"%s %s\" %.4f %.4f\n" % (
+                human_chunk(chunk).replace(" ", ""), direction.split("->")[1],
+                ours, floor))
+    script = """
+set terminal pngcairo size 1200,500 font ",10"
+set output "%(png)s"
+set multiplot layout 1,2
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set grid ytics
+set yrange [0:*]
+set title "Start-up to the payload's result, prealloc off (s, lower is better)"
+plot "%(d)s/startup.dat" using 2:xtic(1) title "guest-memfd", \
+     "" using 3 title "memfd", "" using 4 title "ram"
+set title "Conversions in the rig (GiB/s, log scale, higher is better)"
+set logscale y
+set yrange [*:*]
+set xtics rotate by -30
+plot "%(d)s/conversions.dat" using 2:xtic(1) title "ours (guest hypercall via QEMU)", \
+     "" using 3 title "floor (ioctl + fallocate)"
+unset multiplot
+""" % {"png": path, "d": d}
+    if plot["conversions"] == []:
+        script = script.replace("set multiplot layout 1,2", "").split(
+            'set title "Conversions')[0]
+    p = subprocess.run(["gnuplot"], input=script, universal_newlines=True,
+                       stderr=subprocess.PIPE)
+    if p.returncode:
+        print("bench: gnuplot failed: " + p.stderr.strip(), file=sys.stderr)
+        return None
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="256M,1G,4G")
     ap.add_argument("--prealloc-size", default="2G")
+    ap.add_argument("--chunks", default="4K,64K,2M,1G",
+                    help="conversion sizes of part 3")
+    ap.add_argument("--footprint-sizes", default="256M,512M,1G",
+                    help="guest RAM sizes of part 4")
     ap.add_argument("--smoke", action="store_true")
     opts = ap.parse_args()
     if opts.smoke:
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
+        opts.chunks, opts.footprint_sizes = "4K", "256M"
     sizes = [parse_size(s) for s in opts.sizes.split(",")]
     require_gmem_mmap()
     floors = build_floors()
@@ -172,6 +314,7 @@ def main():
     out()
     out("| RAM | prealloc | backend | time (s) | vs memfd | host memory held | vs memfd |")
     out("| --- | --- | --- | --- | --- | --- | --- |")
+    plot = {"startup": [], "conversions": []}
     for size in sizes:
         for prealloc in (False, True):
             res = {}
@@ -182,6 +325,8 @@ def main():
             base_m = statistics.median(res["memory-backend-memfd"][1])
             for backend in BACKENDS:
                 t, m = res[backend]
+                if not prealloc:
+                    plot["startup"].append((size, backend, statistics.median(t)))
                 out("| %s | %s | %s | %s | %.2f | %s | %.2f |" % (
                     human(size), "on" if prealloc else "off", SHORT[backend],
                     fmt(t, lambda v: "%.2f" % v), statistics.median(t) / base_t,
@@ -210,14 +355,14 @@ def main():
         out("| %s | %s | %.2f |" % (what, fmt(v, lambda x: "%.2f" % x),
                                     statistics.median(v) / floor))
     out()
-    out("## 3, 4. Conversions in the rig, footprint after a conversion storm")
-    out()
-    out("Not measured yet (issue 5).")
+    rig_parts(opts, floors, out, plot)
 
     path = os.path.join(BUILD, "bench", "results.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("\n(written to %s)" % os.path.relpath(path, ROOT))
+    png = draw(plot, os.path.join(BUILD, "bench", "results.png"))
+    print("\n(written to %s%s)" % (os.path.relpath(path, ROOT),
+                                   " and " + os.path.relpath(png, ROOT) if png else ""))
     return 0
 
 

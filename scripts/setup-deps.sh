@@ -16,7 +16,7 @@ set -euo pipefail
 STAMP_DIR=${GM_CACHE:-$HOME/.cache/gmem}
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-STAMP="$STAMP_DIR/deps-v7.stamp"
+STAMP="$STAMP_DIR/deps-v8.stamp"
 [ -e "$STAMP" ] && exit 0
 
 SRC=/etc/apt/sources.list.d/gmem-extra.sources
@@ -64,13 +64,14 @@ APT="apt-get install -y -q --no-install-recommends"
 # QEMU build dependencies (KVM+TCG, fdt, slirp, virtfs) and tooling;
 # gcc-multilib lets configure build QEMU's x86 option ROMs (linuxboot_dma.bin
 # for -kernel), seabios gives the firmware QEMU's own qtests boot; kmod
-# reads the dependencies of Debian's kernel modules for the old-kernel rigs.
+# reads the dependencies of Debian's kernel modules for the old-kernel rigs;
+# gnuplot draws the benchmark's plot.
 $APT build-essential ninja-build pkg-config ccache dpkg-dev \
     python3 python3-venv python3-setuptools python3-wheel \
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev \
     libcap-ng-dev libattr1-dev libnuma-dev flex bison bzip2 xz-utils file \
     busybox-static cpio gzip bc libelf-dev libssl-dev \
-    gcc-multilib seabios kmod >/dev/null
+    gcc-multilib seabios kmod gnuplot-nox >/dev/null
 $APT -t bookworm-backports meson >/dev/null
 $APT python3-pycotap/trixie >/dev/null
 

@@ -36,7 +36,8 @@ QTESTS = [
     ("tests/qtest/test-hmp", "QEMU"),
 ]
 
-E2E_MODULES = ["test_payload", "test_backend", "test_bench", "test_rig"]
+# The rig first: the benchmark's smoke run uses the kernel it builds.
+E2E_MODULES = ["test_payload", "test_backend", "test_rig", "test_bench"]
 
 
 class Results:

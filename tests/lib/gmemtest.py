@@ -36,6 +36,7 @@ KIND_HOST = 1
 KIND_PRIVATE = 2
 KIND_SHARED = 3
 KIND_HCALL = 4
+KIND_BENCH = 5      # conversion benchmark (bench/in_rig.py)
 MAP_GPA_ENCRYPTED = 0x10
 DEFAULT_SEED = 0x5EED5EED
 

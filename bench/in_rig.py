@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""The benchmark's parts that need private memory, run inside the nested
+rig (bench/run.py boots it): conversion throughput (part 3) and the host
+footprint after a conversion storm (part 4).  Writes its figures as JSON
+to $GM_RIG_RESULTS/bench.json.
+
+  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES
+
+CHUNKS are conversion sizes (4K+64K+2M+1G: the rig's command line cannot
+hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G).
+
+Part 3 times conversions in the guest's hypercalls through QEMU: the
+payload (KIND_BENCH) brackets each pass with a hypercall that QEMU
+refuses, and QEMU's trace of sw_protected_guest_map_gpa_range, with
+timestamps, gives the time between the two.  The floor program makes the
+same KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and no
+QEMU.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
+from gmemtest import (FLAG_HALT, KIND_BENCH, KIND_GUEST, KIND_PRIVATE,  # noqa: E402
+                      KIND_SHARED, Qemu, meminfo, payload_args, payload_result)
+
+MiB = 1 << 20
+GiB = 1 << 30
+MARK = 0xfee00000           # the payload's marker hypercall (payload.S)
+BENCH_BASE = GiB            # 1 GiB aligned, so that a 1 GiB chunk fits
+TRACE = re.compile(r"T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z "
+                   r"sw_protected_guest_map_gpa_range gpa 0x([0-9a-f]+) .* ret (-?\d+)")
+
+
+def parse_size(s):
+    units = {"K": 1 << 10, "M": MiB, "G": GiB}
+    return int(s[:-1]) * units[s[-1]] if s[-1] in units else int(s)
+
+
+def total_for(chunk):
+    """Bytes converted per pass: up to 4096 conversions, at most 256 MiB
+    (or one conversion of a larger chunk)."""
+    return max(chunk, min(4096 * chunk, 256 * MiB))
+
+
+def swp_args(size, extra=()):
+    return (["-object", "sw-protected-guest,id=swp",
+             "-object", "memory-backend-guest-memfd,id=ram0,size=%d,mmap=off" % size,
+             "-m", "%dM" % (size // MiB)] + list(extra),
+            ",memory-backend=ram0,confidential-guest-support=swp")
+
+
+def ours(chunk, total, runs):
+    """[(seconds to private, seconds to shared)] per run, through QEMU."""
+    trace = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-trace.txt")
+    ranges = [(BENCH_BASE, total, KIND_BENCH, chunk // 4096)] * runs
+    args, machine = swp_args(2 * GiB, ["-trace", "sw_protected_guest_map_gpa_range",
+                                       "-D", trace, "-msg", "timestamp=on"])
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT), qmp=False,
+              extra_machine=machine) as vm:
+        out = vm.wait_output("RESULT ", 1200)
+        if not payload_result(out).startswith("RESULT PASS"):
+            raise RuntimeError("payload: %s %s" % (payload_result(out), vm.errors()))
+    marks = []
+    converted = 0
+    with open(trace) as f:
+        for line in f:
+            m = TRACE.search(line)
+            if not m:
+                continue
+            t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+            if int(m.group(4), 16) == MARK:
+                marks.append(t)
+            elif int(m.group(5)) == 0:
+                converted += 1
+    os.unlink(trace)
+    want = 2 * runs * (total // chunk)
+    if len(marks) != 4 * runs or converted != want:
+        raise RuntimeError("trace: %d marks, %d conversions; wanted %d and %d"
+                           % (len(marks), converted, 4 * runs, want))
+    # A run that crosses midnight (UTC) would come out negative: add a day.
+    d = [(b - a) % 86400 for a, b in zip(marks[0::2], marks[1::2])]
+    return list(zip(d[0::2], d[1::2]))
+
+
+def floor(program, chunk, total, runs):
+    out = subprocess.run([program, str(total), str(chunk), str(runs)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    if out.returncode:
+        raise RuntimeError("floor: " + out.stderr.strip())
+    return [tuple(float(x) for x in line.split()) for line in out.stdout.splitlines()]
+
+
+def storm(size, rng):
+    """The payload's ranges: write all RAM (shared), then as many
+    conversions as the payload carries, of random sizes from 4 KiB to 2 MiB,
+    each of a range whose pages are all in the other state (the payload
+    checks that a converted page reads zero), each followed by the guest
+    writing the range on its new side."""
+    ranges = [(MiB, size - MiB, KIND_GUEST, 0)]
+    lo = 16 * MiB
+    private = set()
+    while len(ranges) < 161:
+        pages = rng.choice([1, 3, 16, 100, 512])
+        first = lo // 4096 + rng.randrange((size - lo) // 4096 - pages)
+        span = range(first, first + pages)
+        state = {p in private for p in span}
+        if len(state) != 1:
+            continue
+        if state.pop():
+            private.difference_update(span)
+            kind = KIND_SHARED
+        else:
+            private.update(span)
+            kind = KIND_PRIVATE
+        ranges.append((first * 4096, pages * 4096, kind, 0))
+    return ranges, len(private) * 4096
+
+
+def footprint(mode, size, rng):
+    """Host memory holding guest RAM once the payload is done (shmem and
+    guest_memfd pages, which /proc/meminfo counts as Shmem and
+    Unevictable), and QEMU's own anonymous memory."""
+    if mode == "shared":
+        args = ["-object", "memory-backend-guest-memfd,id=ram0,size=%d" % size,
+                "-m", "%dM" % (size // MiB)]
+        machine = ",memory-backend=ram0"
+        ranges = [(MiB, size - MiB, KIND_GUEST, 0)]
+        want_private = 0
+    else:
+        args, machine = swp_args(size)
+        ranges, want_private = storm(size, rng)
+    shmem0, unev0 = meminfo("Shmem"), meminfo("Unevictable")
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=machine) as vm:
+        out = vm.wait_output("RESULT ", 1200)
+        if not payload_result(out).startswith("RESULT PASS"):
+            raise RuntimeError("payload: %s" % payload_result(out))
+        held = meminfo("Shmem") - shmem0 + meminfo("Unevictable") - unev0
+        private = 0
+        if mode == "private":
+            private = vm.qmp.cmd("qom-get", path="/objects/ram0", property="private-bytes")
+            if private != want_private:
+                raise RuntimeError("private-bytes %d, the storm left %d"
+                                   % (private, want_private))
+        with open("/proc/%d/status" % vm.proc.pid) as f:
+            anon = [int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:")][0]
+    return {"held": held, "anon": anon, "private": private}
+
+
+def main():
+    program, runs = sys.argv[1], int(sys.argv[2])
+    chunks = [parse_size(s) for s in sys.argv[3].split("+")]
+    sizes = [parse_size(s) for s in sys.argv[4].split("+")]
+    res = {"kernel": os.uname().release, "conversions": [], "footprint": []}
+    for chunk in chunks:
+        total = total_for(chunk)
+        res["conversions"].append({"chunk": chunk, "total": total,
+                                   "ours": ours(chunk, total, runs),
+                                   "floor": floor(program, chunk, total, runs)})
+        print("bench: %d-byte conversions done" % chunk, flush=True)
+    rng = random.Random(5)
+    for size in sizes:
+        for mode in ("shared", "private"):
+            res["footprint"].append(dict(mode=mode, size=size, runs=[
+                footprint(mode, size, rng) for _ in range(runs)]))
+        print("bench: footprint at %d bytes done" % size, flush=True)
+    with open(os.path.join(os.environ["GM_RIG_RESULTS"], "bench.json"), "w") as f:
+        json.dump(res, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
