@@ -170,6 +170,8 @@ def rig_parts(opts, floors, out, plot):
         rig = run_rig(kernel, initramfs, words, timeout=3600, mem="3G")
         if "bench.json" in rig.results:
             res = json.loads(rig.results["bench.json"])
+            with open(os.path.join(BUILD, "bench", "rig.json"), "w") as f:
+                f.write(rig.results["bench.json"])
         else:
             why = "the rig run failed (%.0fs): %s" % (
                 rig.wall, " | ".join(rig.console.strip().splitlines()[-6:]))
@@ -197,9 +199,9 @@ def rig_parts(opts, floors, out, plot):
             ratio = statistics.median(ours) / statistics.median(floor)
             out("| %s | %s | %d | %s | %s | %s | %s | %.2f |" % (
                 human_chunk(c["chunk"]), direction, n,
-                fmt(ours, lambda v: "%.0f" % v),
+                fmt(ours, rate),
                 fmt(ours, lambda v: "%.2f" % (v * c["chunk"] / GiB)),
-                fmt(floor, lambda v: "%.0f" % v),
+                fmt(floor, rate),
                 fmt(floor, lambda v: "%.2f" % (v * c["chunk"] / GiB)), ratio))
             plot["conversions"].append((c["chunk"], direction,
                                         statistics.median(ours) * c["chunk"] / GiB,
@@ -224,6 +226,10 @@ def rig_parts(opts, floors, out, plot):
             runs[0]["private"] // MiB,
             fmt([r["anon"] for r in runs], lambda v: "%d MiB" % (v // MiB))))
     out()
+
+
+def rate(v):
+    return "%.0f" % v if v >= 10 else "%.2f" % v
 
 
 def human_chunk(n):
