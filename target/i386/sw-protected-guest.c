@@ -5,9 +5,10 @@
  * hardware memory encryption: it runs on any x86 host whose kernel has
  * CONFIG_KVM_SW_PROTECTED_VM.  Its RAM comes from
  * memory-backend-guest-memfd in private mode (mmap=off).  All of its
- * memory starts shared when the machine starts; the guest converts ranges
- * with the KVM_HC_MAP_GPA_RANGE hypercall, which KVM hands to QEMU.  A bad
- * request gets an error back in the guest's RAX and the VM keeps running.
+ * memory starts shared when the machine starts and after each reset; the
+ * guest converts ranges with the KVM_HC_MAP_GPA_RANGE hypercall, which KVM
+ * hands to QEMU.  A bad request gets an error back in the guest's RAX and
+ * the VM keeps running.
  *
  * Copyright (c) 2026 The guest-memfd project authors
  *
@@ -19,6 +20,7 @@
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
+#include "qemu/bitmap.h"
 #include "qemu/rcu.h"
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
@@ -29,6 +31,7 @@
 #include "system/kvm.h"
 #include "system/memory.h"
 #include "system/numa.h"
+#include "system/reset.h"
 #include "system/system.h"
 #include "standard-headers/asm-x86/kvm_para.h"
 #include "standard-headers/linux/kvm_para.h"
@@ -177,6 +180,71 @@ static int swp_share_block(RAMBlock *rb, void *opaque)
 }
 
 /*
+ * At reset, a block's private pages go: their contents are dropped from
+ * the guest_memfd and the whole block is recorded shared again.  Adds the
+ * private bytes dropped to *opaque.
+ */
+static int swp_reset_block(RAMBlock *rb, void *opaque)
+{
+    uint64_t *dropped = opaque;
+    unsigned long shared;
+    int ret;
+
+    if (rb->guest_memfd < 0 || !rb->attributes ||
+        (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
+        return 0;
+    }
+    shared = bitmap_count_one(rb->attributes->bitmap,
+                              rb->attributes->bitmap_size);
+    if (shared == rb->attributes->bitmap_size) {
+        return 0;
+    }
+    ret = ram_block_discard_guest_memfd_range(rb, 0, rb->used_length);
+    if (!ret) {
+        ret = ram_block_attributes_state_change(rb->attributes, 0,
+                                                rb->used_length, false);
+    }
+    *dropped += (uint64_t)(rb->attributes->bitmap_size - shared) *
+                qemu_real_host_page_size();
+    return ret;
+}
+
+/* Tell KVM that the memory mapped now is all shared. */
+static int swp_share_mapped(void)
+{
+    int ret = 0;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        FlatView *fv = address_space_to_flatview(&address_space_memory);
+
+        flatview_for_each_range(fv, swp_share_range, &ret);
+    }
+    return ret;
+}
+
+/*
+ * A reset starts the guest again as it started the first time: with all
+ * of its memory shared (the firmware is reloaded into shared memory).
+ * What was private is dropped, as a confidential guest's memory would be.
+ */
+static void swp_reset(void *opaque)
+{
+    uint64_t dropped = 0;
+    int ret;
+
+    ret = qemu_ram_foreach_block(swp_reset_block, &dropped);
+    if (!ret && dropped) {
+        ret = swp_share_mapped();
+    }
+    trace_sw_protected_guest_reset(dropped, ret);
+    if (ret) {
+        error_report("sw-protected-guest: cannot make guest memory shared at "
+                     "reset: %s", strerror(-ret));
+        exit(1);
+    }
+}
+
+/*
  * A software-protected guest starts with all of its memory shared: the
  * host loads firmware and kernels into shared memory, and the guest makes
  * private what it wants private.  Every private-capable RAM block is
@@ -196,17 +264,14 @@ static void swp_machine_done(Notifier *n, void *unused)
 
     ret = qemu_ram_foreach_block(swp_share_block, NULL);
     if (!ret) {
-        WITH_RCU_READ_LOCK_GUARD() {
-            FlatView *fv = address_space_to_flatview(&address_space_memory);
-
-            flatview_for_each_range(fv, swp_share_range, &ret);
-        }
+        ret = swp_share_mapped();
     }
     if (ret) {
         error_report("sw-protected-guest: cannot make guest memory shared at "
                      "start: %s", strerror(-ret));
         exit(1);
     }
+    qemu_register_reset(swp_reset, NULL);
 }
 
 static int swp_kvm_type(X86ConfidentialGuest *cg)

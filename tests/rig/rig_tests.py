@@ -6,6 +6,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import fcntl
 import os
+import time
 
 from gmemtest import (KIND_GUEST, Qemu, Skip, kvm_caps, payload_args,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
@@ -252,8 +253,7 @@ def test_conversion_storm():
         fds_before = len(os.listdir("/proc/%d/fd" % vm.proc.pid))
         out = vm.wait_output("RESULT ", 120)
         assert payload_result(out).startswith("RESULT PASS"), out
-        got = [int(line.split()[-1], 16) for line in out.splitlines()
-               if "hypercall returned" in line]
+        got = hcall_results(out)
         assert got == want, "answers differ: %r" % [
             (i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w][:5]
         assert vm.qmp.cmd("query-status")["status"] == "running"
@@ -277,12 +277,80 @@ def test_conversion_storm():
         return "%d requests, %d good" % (n, good)
 
 
+def hcall_results(out):
+    return [int(line.split()[-1], 16) for line in out.splitlines()
+            if "hypercall returned" in line]
+
+
+def test_reset_makes_memory_shared_again():
+    """A reset starts a sw-protected guest as it started the first time:
+    what it made private is dropped and all of its memory is shared.  The
+    payload runs twice, making the same ranges private; the second run
+    finds them zeroed as after a first conversion (had they stayed private
+    it would find its own data and fail)."""
+    P, PLEN = 0x400000, 0x200000
+    O, OLEN = 0x800000, 5 * 4096
+    ranges = [(P, PLEN, KIND_PRIVATE, 0), (O, OLEN, KIND_PRIVATE, 0)]
+    blob = payload_args(ranges, flags=FLAG_HALT)
+    with Qemu(SWP_ARGS[:-1], args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        assert get("/objects/ram0", "private-bytes") == PLEN + OLEN
+        vm.qmp.cmd("system_reset")
+        deadline = time.time() + 120
+        while vm.output().count("RESULT ") < 2 or not vm.output().endswith("\n"):
+            assert time.time() < deadline, "no second run: " + vm.output()
+            time.sleep(0.05)
+        second = vm.output().split("RESULT ")[2].splitlines()[0]
+        assert second.startswith("PASS"), vm.output()
+        assert get("/objects/ram0", "private-bytes") == PLEN + OLEN
+        assert get("/objects/swp", "conversions-to-private") == 4
+        assert get("/objects/swp", "conversions-failed") == 0
+        return "second run after reset: RESULT " + second
+
+
+def test_one_gib_conversion():
+    """A 1 GiB range, aligned, made private and shared again with one
+    hypercall each: the counters and private bytes follow, the host sees
+    zero in it while it is private, and no memory is held for it."""
+    G = 1 << 30
+    ranges = [(G, G >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED)]
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=2G,mmap=off",
+            "-m", "2G"]
+    unev0, shmem0 = meminfo("Unevictable"), meminfo("Shmem")
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE) as vm:
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        out = vm.wait_output("RESULT ", 120)
+        assert hcall_results(out) == [0], out
+        assert get("/objects/ram0", "private-bytes") == G
+        assert get("/objects/swp", "bytes-to-private") == G
+        assert vm.read_memory(G + G // 2, 4096) == bytes(4096)
+    # Both ways in one run.
+    ranges = [(G, G >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
+              (G, G >> 12, KIND_HCALL, 0)]
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE) as vm:
+        def get2(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        out = vm.wait_output("RESULT ", 120)
+        assert hcall_results(out) == [0, 0], out
+        assert get2("/objects/ram0", "private-bytes") == 0
+        assert get2("/objects/swp", "bytes-to-shared") == G
+        held = meminfo("Unevictable") - unev0 + meminfo("Shmem") - shmem0
+        assert held < 64 << 20, "%d MiB held" % (held >> 20)
+        return "1 GiB private and shared again; %d MiB held in all" % (held >> 20)
+
+
 # -- a real Linux guest ------------------------------------------------------
 
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 from gmemtest import BUILD, ROOT  # noqa: E402
 
