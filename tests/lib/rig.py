@@ -54,7 +54,14 @@ def run_rig(kernel, initramfs, words, timeout=900, mem="2G"):
     console = os.path.join(tmp, "console.txt")
     append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s" % (
         ROOT, os.environ.get("HOME", "/root"), ",".join(words))
+    # Two NUMA nodes, a CPU and half the memory each, so that what tests
+    # NUMA placement (guest_memfd's mbind) has nodes to place on.
+    half = "%dM" % (int(mem[:-1]) * {"M": 1, "G": 1024}[mem[-1]] // 2)
     cmd = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", mem,
+           "-object", "memory-backend-ram,id=rn0,size=" + half,
+           "-object", "memory-backend-ram,id=rn1,size=" + half,
+           "-numa", "node,nodeid=0,cpus=0,memdev=rn0",
+           "-numa", "node,nodeid=1,cpus=1,memdev=rn1",
            "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot",
            "-kernel", kernel, "-initrd", initramfs, "-append", append,
            "-serial", "file:" + console,
