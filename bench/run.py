@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 from gmemtest import (BUILD, FLAG_HALT, KIND_GUEST, ROOT, Qemu,  # noqa: E402
                       meminfo, payload_args, payload_result, require_gmem_mmap)
-from rig import build_initramfs, build_kernel, run_rig  # noqa: E402
+from rig import build_rig, run_rig  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -157,12 +157,9 @@ def rig_parts(opts, floors, out, plot):
     """Parts 3 and 4, in one boot of the rig."""
     out("## 3. Conversions in the rig (higher is better)")
     out()
-    kernel, why = build_kernel()
-    initramfs = None
-    if kernel:
-        initramfs, why = build_initramfs()
+    kernel, initramfs, why = build_rig()
     res = None
-    if kernel and initramfs:
+    if not why:
         # The rig's command line cannot hold commas.
         words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
                  str(opts.runs), opts.chunks.replace(",", "+"),

@@ -14,7 +14,7 @@ import os
 import subprocess
 
 from gmemtest import ROOT
-from rig import build_initramfs, build_kernel, run_rig
+from rig import build_rig, run_rig
 
 LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
 
@@ -42,14 +42,11 @@ def wanted(prefix, select):
 def run_all(report, select=""):
     sub = wanted("rig", select)
     if sub is not None:
-        kernel, why = build_kernel()
-        initramfs = None
-        if kernel:
-            initramfs, why = build_initramfs()
+        kernel, initramfs, why = build_rig()
         # The Linux test guest's initramfs (the rig's root is read-only).
         subprocess.run([os.path.join(ROOT, "tests", "guest", "linux", "build.sh")],
                        stdout=subprocess.DEVNULL)
-        if not kernel or not initramfs:
+        if why:
             report("SKIP", "rig/all", why)
         else:
             run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
@@ -58,17 +55,14 @@ def run_all(report, select=""):
     # from the rig kernel's tree (tests/rig/build-selftests.sh).
     sub = wanted("kvm-selftests", select)
     if sub is not None:
-        kernel, why = build_kernel()
-        initramfs = None
-        if kernel:
-            initramfs, why = build_initramfs()
-        if kernel and initramfs:
+        kernel, initramfs, why = build_rig()
+        if not why:
             p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-selftests.sh")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                universal_newlines=True)
             if p.returncode:
                 why = "the KVM selftests did not build: " + p.stderr.strip()[-400:]
-        if not kernel or not initramfs or why:
+        if why:
             report("SKIP", "kvm-selftests/all", why)
         else:
             run_one(report, "kvm-selftests", kernel, initramfs, "kvm_selftests", sub)

@@ -33,6 +33,18 @@ def build_initramfs():
     return p.stdout.strip().splitlines()[-1], None
 
 
+def build_rig():
+    """(kernel, initramfs, None), or (None, None, reason) if the rig cannot
+    be built."""
+    kernel, why = build_kernel()
+    initramfs = None
+    if kernel:
+        initramfs, why = build_initramfs()
+    if not initramfs:
+        return None, None, why
+    return kernel, initramfs, None
+
+
 class RigResult:
     def __init__(self, exit_code, console, results, wall):
         self.exit_code = exit_code      # the command's, None if it never ran
