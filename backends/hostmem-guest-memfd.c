@@ -43,7 +43,7 @@ struct HostMemoryBackendGuestMemfd {
     HostMemoryBackend parent_obj;
 
     bool mmap;
-    /* prealloc=on: allocate the guest_memfd itself, see complete() */
+    /* prealloc=on: allocate the file itself, see complete() */
     bool prealloc;
     Error *migration_blocker;
 };
@@ -171,11 +171,6 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
                               "memory.\n");
             return false;
         }
-        if (gm->prealloc) {
-            error_setg(errp, "%s: prealloc=on is not supported with mmap=off",
-                       type);
-            return false;
-        }
     }
 
     if (gm->prealloc) {
@@ -257,7 +252,7 @@ static void *gmem_prealloc_thread(void *opaque)
 {
     GmemPreallocJob *job = opaque;
 
-    /* guest_memfd only allocates with KEEP_SIZE: its size is fixed. */
+    /* guest_memfd only allocates with KEEP_SIZE; the size is set anyway. */
     if (fallocate(job->fd, FALLOC_FL_KEEP_SIZE, job->offset, job->len)) {
         job->err = errno;
     }
@@ -265,9 +260,12 @@ static void *gmem_prealloc_thread(void *opaque)
 }
 
 /*
- * Allocate the whole guest_memfd with fallocate(), in up to
- * prealloc-threads pieces at once.  Runs after the NUMA policy is bound
- * to the mapping, which guest_memfd applies to its own allocations.
+ * Allocate the whole file behind the mapping with fallocate(), in up to
+ * prealloc-threads pieces at once: the guest_memfd with mmap=on, the
+ * memfd of the shared side with mmap=off, where all memory starts (pages
+ * the guest makes private later leave it).  Runs after the NUMA policy is
+ * bound to the mapping, which guest_memfd and shmem apply to their own
+ * allocations.
  */
 static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
 {
@@ -307,9 +305,10 @@ static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
         g_autofree char *name = host_memory_backend_get_name(backend);
         g_autofree char *want = size_to_str(size);
 
-        error_setg_errno(errp, err, "%s '%s': cannot preallocate %s of "
-                         "guest_memfd", TYPE_MEMORY_BACKEND_GUEST_MEMFD,
-                         name, want);
+        error_setg_errno(errp, err, "%s '%s': cannot preallocate %s of %s",
+                         TYPE_MEMORY_BACKEND_GUEST_MEMFD, name, want,
+                         MEMORY_BACKEND_GUEST_MEMFD(backend)->mmap ?
+                         "guest_memfd" : "shared memory");
         return false;
     }
     return true;
@@ -326,8 +325,8 @@ static void gmem_backend_complete(UserCreatable *uc, Error **errp)
 
     /*
      * The parent maps the memory, binds its NUMA policy and then
-     * preallocates by touching the mapping.  Allocate the guest_memfd
-     * itself instead, once the policy is in place.
+     * preallocates by touching the mapping.  Allocate the file itself
+     * instead, once the policy is in place.
      */
     gm->prealloc = backend->prealloc;
     backend->prealloc = false;

@@ -187,6 +187,29 @@ def test_private_memory_and_conversions():
                     shmem_change // 1024, counts))
 
 
+def test_prealloc_in_private_mode():
+    """prealloc=on with mmap=off allocates the shared side (a memfd, which
+    the host counts as Shmem), where all memory starts, before the guest
+    runs; a range the guest makes private leaves it."""
+    size = 64 * MiB
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off,"
+            "prealloc=on,prealloc-threads=2", "-m", "64M", "-S"]
+    shmem0 = meminfo("Shmem")
+    blob = payload_args([(0x400000, 0x200000, KIND_PRIVATE, 0)], flags=FLAG_HALT)
+    with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        # /proc/meminfo's figures lag by up to a per-CPU batch.
+        grown = meminfo("Shmem") - shmem0
+        assert grown >= size - MiB, "Shmem grew by %d KiB" % (grown >> 10)
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 60)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        after = meminfo("Shmem") - shmem0
+        assert grown - after >= 0x200000 - MiB, (grown, after)
+        return "shmem +%d KiB before the guest ran, %d KiB after 2 MiB went private" % (
+            grown >> 10, after >> 10)
+
+
 def test_sw_protected_guest_needs_private_backend():
     rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
                         "-object", "sw-protected-guest,id=swp",
