@@ -157,3 +157,33 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
     }
     return 0;
 }
+
+static KvmGuestMemfdFaultHandler *gmem_fault_handler;
+
+void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler)
+{
+    gmem_fault_handler = handler;
+}
+
+int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private)
+{
+    if (!gmem_fault_handler) {
+        return -ENOSYS;
+    }
+    return gmem_fault_handler(gpa, size, private);
+}
+
+bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size)
+{
+    MemoryRegionSection section;
+    bool ram = false;
+
+    section = memory_region_find(get_system_memory(), gpa, size);
+    if (section.mr) {
+        ram = memory_region_is_ram(section.mr) ||
+              memory_region_is_ram_device(section.mr) ||
+              memory_region_is_romd(section.mr);
+        memory_region_unref(section.mr);
+    }
+    return ram;
+}

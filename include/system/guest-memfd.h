@@ -72,6 +72,43 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
  */
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private);
 
+/**
+ * KvmGuestMemfdFaultHandler:
+ * @gpa: start of the range the guest accessed
+ * @size: its size
+ * @private: whether the guest accessed it as private
+ *
+ * Returns: 0 when handled and the vCPU can run on, a negative errno to
+ * stop it.
+ */
+typedef int KvmGuestMemfdFaultHandler(hwaddr gpa, uint64_t size, bool private);
+
+/**
+ * kvm_guest_memfd_set_fault_handler:
+ * @handler: what handles KVM_EXIT_MEMORY_FAULT, NULL for QEMU's own
+ *
+ * Let a confidential guest object handle KVM_EXIT_MEMORY_FAULT exits
+ * itself (sw-protected-guest does).
+ */
+void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
+
+/**
+ * kvm_guest_memfd_memory_fault:
+ * @gpa, @size, @private: as KVM_EXIT_MEMORY_FAULT gives them
+ *
+ * Returns: what the registered handler returns, or -ENOSYS if there is
+ * none (QEMU's own handling then applies).
+ */
+int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
+
+/**
+ * kvm_guest_memfd_range_has_ram:
+ * @gpa, @size: a range of guest physical memory
+ *
+ * Returns: whether RAM (or ROM, or a RAM device) is mapped at @gpa.
+ */
+bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size);
+
 struct kvm_run;
 
 /**

@@ -50,6 +50,7 @@ struct SwProtectedGuest {
     X86ConfidentialGuest parent_obj;
 
     Notifier machine_done;
+    RAMBlockNotifier ram_blocks;
 
     /* What the guest asked for, and what came of it */
     uint64_t to_private;        /* conversions to private that succeeded */
@@ -58,6 +59,12 @@ struct SwProtectedGuest {
     uint64_t bytes_to_shared;
     uint64_t rejected;          /* requests refused as invalid (-EINVAL) */
     uint64_t failed;            /* requests the host failed to carry out */
+
+    /* KVM_EXIT_MEMORY_FAULT: what came of them */
+    uint64_t faults_to_private; /* implicit conversions to private */
+    uint64_t faults_to_shared;  /* implicit conversions to shared */
+    uint64_t faults_no_ram;     /* private accesses outside RAM, made shared */
+    uint64_t faults_failed;     /* faults that stopped the vCPU */
 };
 
 /* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
@@ -113,6 +120,47 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
     /* The guest sees the result in RAX; the exit itself is handled. */
     run->hypercall.ret = ret;
     return 0;
+}
+
+/*
+ * KVM_EXIT_MEMORY_FAULT.  In a software-protected VM, KVM takes an access
+ * as private or shared from the memory attributes, so the guest's own
+ * accesses never disagree with them; KVM exits only for a private access
+ * where no guest_memfd memslot is, such as memory the guest made private
+ * in a DIMM that has been unplugged since.  That range is no longer RAM:
+ * make it shared, so that the access becomes an ordinary access to
+ * unassigned memory.  A range that is private-capable RAM is converted to
+ * what the guest accessed it as.  Anything else stops the vCPU, as QEMU's
+ * own handler would.
+ */
+static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
+{
+    SwProtectedGuest *swp = swp_current();
+    const char *what;
+    int ret;
+
+    ret = kvm_guest_memfd_convert(gpa, size, private);
+    if (!ret) {
+        what = private ? "converted to private" : "converted to shared";
+        private ? swp->faults_to_private++ : swp->faults_to_shared++;
+    } else if (ret == -EINVAL && private &&
+               !kvm_guest_memfd_range_has_ram(gpa, size)) {
+        ret = kvm_set_memory_attributes_shared(gpa, size);
+        what = "not RAM, made shared";
+        swp->faults_no_ram += !ret;
+    } else {
+        what = "cannot be converted";
+    }
+    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
+    if (ret) {
+        swp->faults_failed++;
+        error_report("sw-protected-guest: the guest accessed [0x%" HWADDR_PRIx
+                     ", +0x%" PRIx64 ") as %s, which %s", gpa, size,
+                     private ? "private" : "shared",
+                     ret == -EINVAL ? "is not private-capable guest_memfd RAM"
+                                    : "could not be converted");
+    }
+    return ret;
 }
 
 /* The memory backend of the machine's RAM, or of each NUMA node's */
@@ -177,6 +225,22 @@ static int swp_share_block(RAMBlock *rb, void *opaque)
     }
     return ram_block_attributes_state_change(rb->attributes, 0,
                                              rb->used_length, false);
+}
+
+/*
+ * RAM blocks created later (a DIMM plugged while the guest runs) start
+ * shared too, before their memslots are added.
+ */
+static void swp_ram_block_added(RAMBlockNotifier *n, void *host, size_t size,
+                                size_t max_size)
+{
+    ram_addr_t offset;
+    RAMBlock *rb = qemu_ram_block_from_host(host, false, &offset);
+
+    if (rb && swp_share_block(rb, NULL)) {
+        error_report("sw-protected-guest: cannot record RAM block '%s' as "
+                     "shared", qemu_ram_get_idstr(rb));
+    }
 }
 
 /*
@@ -254,6 +318,7 @@ static void swp_reset(void *opaque)
  */
 static void swp_machine_done(Notifier *n, void *unused)
 {
+    SwProtectedGuest *swp = container_of(n, SwProtectedGuest, machine_done);
     Error *err = NULL;
     int ret;
 
@@ -272,6 +337,9 @@ static void swp_machine_done(Notifier *n, void *unused)
         exit(1);
     }
     qemu_register_reset(swp_reset, NULL);
+    swp->ram_blocks.ram_block_added = swp_ram_block_added;
+    ram_block_notifier_add(&swp->ram_blocks);
+    kvm_guest_memfd_set_fault_handler(swp_memory_fault);
 }
 
 static int swp_kvm_type(X86ConfidentialGuest *cg)
@@ -335,6 +403,10 @@ static void swp_instance_finalize(Object *obj)
     SwProtectedGuest *swp = SW_PROTECTED_GUEST(obj);
 
     qemu_remove_machine_init_done_notifier(&swp->machine_done);
+    if (swp->ram_blocks.ram_block_added) {
+        ram_block_notifier_remove(&swp->ram_blocks);
+        kvm_guest_memfd_set_fault_handler(NULL);
+    }
 }
 
 static void swp_class_init(ObjectClass *oc, const void *data)
@@ -358,6 +430,14 @@ static void swp_class_init(ObjectClass *oc, const void *data)
           "Guest requests refused as invalid (the guest got -EINVAL)" },
         { "conversions-failed", offsetof(SwProtectedGuest, failed),
           "Guest requests the host failed to carry out (the guest got -EIO)" },
+        { "faults-to-private", offsetof(SwProtectedGuest, faults_to_private),
+          "KVM_EXIT_MEMORY_FAULT exits that converted memory to private" },
+        { "faults-to-shared", offsetof(SwProtectedGuest, faults_to_shared),
+          "KVM_EXIT_MEMORY_FAULT exits that converted memory to shared" },
+        { "faults-outside-ram", offsetof(SwProtectedGuest, faults_no_ram),
+          "Private accesses where no RAM is (any more), made shared" },
+        { "faults-failed", offsetof(SwProtectedGuest, faults_failed),
+          "KVM_EXIT_MEMORY_FAULT exits that stopped the vCPU" },
     };
     int i;
 

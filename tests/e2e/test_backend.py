@@ -8,14 +8,13 @@ import os
 import struct
 import time
 
-from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, gmem_fds, mappings,
+from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, Qemu, gmem_fds, mappings,
                       meminfo, payload_args, pattern_mismatches,
                       pattern_word, payload_result,
                       require_gmem_mmap, run_qemu, DEFAULT_SEED)
 
 MiB = 1 << 20
 GMEM = "memory-backend-guest-memfd"
-FLAG_HOTPLUG = 2
 
 
 def gmem_obj(id, size, extra=""):

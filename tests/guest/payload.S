@@ -66,6 +66,8 @@
 
 #define FLAG_HALT       1               /* halt at the end instead of exiting */
 #define FLAG_HOTPLUG    2               /* then test a DIMM hot-plugged in slot 0 */
+#define FLAG_HP_PRIVATE 4               /* and make its first 2 MiB private, and
+                                           read it again once it is ejected */
 
 /* ACPI memory hotplug registers (docs/specs/acpi_mem_hotplug.rst) */
 #define MEMHP_BASE      0xa00
@@ -585,7 +587,25 @@ hotplug:
         shrq $12, %rax
         call putline
 
-        movb $MEMHP_REMOVE, %bl
+        testl $FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
+        jz 1f
+        movq %r14, %r15                 /* [base, base + 2 MiB) private */
+        addq $0x200000, %r15
+        movl $MAP_GPA_ENCRYPTED, %edx
+        call convert
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_zero
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call fill_range
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range
+        leaq msg_hp_private(%rip), %rsi
+        call puts
+
+1:      movb $MEMHP_REMOVE, %bl
         call memhp_wait
         movb $MEMHP_REMOVE, %al         /* clear the remove event ... */
         outb %al, %dx
@@ -593,7 +613,13 @@ hotplug:
         outb %al, %dx
         leaq msg_hp_ejected(%rip), %rsi
         call puts
-        ret
+        testl $FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
+        jz 2f
+        /* Once ejected (the platform acks the eject at once), read it */
+        movq (%r14), %rax
+        leaq msg_hp_gone(%rip), %rsi
+        call putline
+2:      ret
 
 /* %rdi: address whose word is wrong, %rax: the word expected */
 fail_at:
@@ -645,6 +671,8 @@ msg_hp_wait:    .asciz "gmem-payload: waiting for a DIMM in slot 0\n"
 msg_hp_dimm:    .asciz "gmem-payload: DIMM "
 msg_hp_pass:    .asciz "DIMM PASS pages="
 msg_hp_ejected: .asciz "DIMM EJECTED\n"
+msg_hp_private: .asciz "DIMM PRIVATE 2 MiB\n"
+msg_hp_gone:    .asciz "DIMM GONE, its first word reads "
 
         /*
          * The descriptors have their accessed bit set already: the GDT is in

@@ -31,6 +31,8 @@ GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
 # Payload ABI (tests/guest/payload.S)
 ARGS_MAGIC = 0x31414D47
 FLAG_HALT = 1
+FLAG_HOTPLUG = 2    # then test a DIMM hot-plugged in slot 0, eject it
+FLAG_HP_PRIVATE = 4  # and make its first 2 MiB private, read it once gone
 KIND_GUEST = 0
 KIND_HOST = 1
 KIND_PRIVATE = 2

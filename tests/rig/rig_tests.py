@@ -9,6 +9,7 @@ import os
 import time
 
 from gmemtest import (KIND_GUEST, Qemu, Skip, kvm_caps, payload_args,
+                      FLAG_HOTPLUG, FLAG_HP_PRIVATE,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
                       KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES,
                       KVM_CAP_GUEST_MEMFD_FLAGS, GUEST_MEMFD_FLAG_MMAP,
@@ -332,6 +333,40 @@ def test_reset_makes_memory_shared_again():
         assert get("/objects/swp", "conversions-to-private") == 4
         assert get("/objects/swp", "conversions-failed") == 0
         return "second run after reset: RESULT " + second
+
+
+def test_dimm_hotplug_in_sw_protected_guest():
+    """A DIMM plugged into a running sw-protected guest starts shared, as
+    the rest of its memory did; the guest makes 2 MiB of it private, and
+    after the DIMM is ejected reads that address again: KVM exits with
+    KVM_EXIT_MEMORY_FAULT (a private access, no memslot), sw-protected-guest
+    makes the range shared, as it is no longer RAM, and the guest runs on."""
+    blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)],
+                        flags=FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE)
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
+            "-m", "64M,slots=2,maxmem=1G"]
+    with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        def get(path, prop):
+            return vm.qmp.cmd("qom-get", path=path, property=prop)
+        vm.wait_output("waiting for a DIMM", 60)
+        vm.qmp.cmd("object-add", **{"qom-type": "memory-backend-guest-memfd",
+                                    "id": "d1", "size": 64 * MiB, "mmap": False})
+        vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
+        vm.wait_output("DIMM PRIVATE", 60)
+        addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
+        assert get("/objects/d1", "private-bytes") == 2 * MiB
+        data = vm.read_memory(addr, 64 * MiB)
+        bad = pattern_mismatches(data, addr)
+        # The host sees the guest's pattern everywhere but the private 2 MiB.
+        assert bad == list(range(0, 2 * MiB, 4096)), (len(bad), bad[:2])
+        assert data[:2 * MiB] == bytes(2 * MiB)
+        vm.qmp.cmd("device_del", id="dimm1")
+        out = vm.wait_output("DIMM GONE", 60)
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+        assert get("/objects/swp", "faults-outside-ram") >= 1
+        assert get("/objects/swp", "faults-failed") == 0
+        return [l for l in out.splitlines() if "DIMM GONE" in l][0]
 
 
 def test_one_gib_conversion():
