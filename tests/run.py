@@ -80,6 +80,10 @@ def run_qtest(res, target, origin, timeout=900):
     env["QTEST_QEMU_BINARY"] = os.path.join(QEMU_BUILD, "qemu-system-x86_64")
     env["PAYLOAD"] = gmemtest.PAYLOAD
     start = time.time()
+    if not os.access(exe, os.X_OK):
+        res.report("FAIL", "qtest/%s" % name, "%s is not built (--no-build skips "
+                   "building the qtests)" % os.path.relpath(exe, ROOT))
+        return
     try:
         p = subprocess.run([exe, "--tap", "-k"], cwd=QEMU_BUILD, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
