@@ -165,19 +165,19 @@ def rig_parts(opts, floors, out, plot):
                  str(opts.runs), opts.chunks.replace(",", "+"),
                  opts.footprint_sizes.replace(",", "+")]
         rig = run_rig(kernel, initramfs, words, timeout=3600, mem="3G")
-        if "bench.json" in rig.results:
-            res = json.loads(rig.results["bench.json"])
-            with open(os.path.join(BUILD, "bench", "rig.json"), "w") as f:
-                f.write(rig.results["bench.json"])
-        else:
-            why = "the rig run failed (%.0fs): %s" % (
-                rig.wall, " | ".join(rig.console.strip().splitlines()[-6:]))
+        if "bench.json" not in rig.results:
+            # The rig ran: a benchmark that fails there is a failure.
+            raise RuntimeError("the rig's benchmark failed (%.0fs): %s" % (
+                rig.wall, " | ".join(rig.console.strip().splitlines()[-12:])))
+        res = json.loads(rig.results["bench.json"])
+        with open(os.path.join(BUILD, "bench", "rig.json"), "w") as f:
+            f.write(rig.results["bench.json"])
     if res is None:
-        out("Skipped: " + why)
+        out("Skipped (the rig cannot be built): " + why)
         out()
         out("## 4. Host footprint after a conversion storm")
         out()
-        out("Skipped: " + why)
+        out("Skipped (the rig cannot be built): " + why)
         out()
         return
 

@@ -129,6 +129,45 @@ int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
     return 0;
 }
 
+int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
+{
+    uint64_t page = qemu_real_host_page_size();
+    uint64_t done, len;
+    int state = -1;
+
+    if (!size || !QEMU_IS_ALIGNED(gpa, page) || !QEMU_IS_ALIGNED(size, page) ||
+        gpa + size < gpa) {
+        return -EINVAL;
+    }
+    for (done = 0; done < size; done += len) {
+        MemoryRegionSection section;
+        RamBlockAttributes *attrs;
+        unsigned long first, last, shared;
+
+        len = gmem_private_section(gpa + done, size - done);
+        if (!len) {
+            return -EINVAL;
+        }
+        section = memory_region_find(get_system_memory(), gpa + done, len);
+        attrs = section.mr->ram_block->attributes;
+        first = section.offset_within_region / page;
+        last = first + len / page;
+        memory_region_unref(section.mr);
+        if (!attrs) {
+            return -EINVAL;
+        }
+        shared = find_next_zero_bit(attrs->bitmap, last, first) == last;
+        if (!shared && find_next_bit(attrs->bitmap, last, first) != last) {
+            return 2;
+        }
+        if (state >= 0 && state != !shared) {
+            return 2;
+        }
+        state = !shared;
+    }
+    return state;
+}
+
 int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
                                         hwaddr gpa, uint64_t size)
 {

@@ -109,6 +109,16 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
  */
 bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size);
 
+/**
+ * kvm_guest_memfd_range_state:
+ * @gpa, @size: a page-aligned range of guest physical memory
+ *
+ * Returns: what the RamBlockAttributes of the range record: 1 if all of
+ * it is private, 0 if all of it is shared, 2 if it is mixed; -EINVAL if
+ * some of it is not private-capable guest_memfd RAM.
+ */
+int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
+
 struct kvm_run;
 
 /**

@@ -21,6 +21,7 @@
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "qemu/bitmap.h"
+#include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
@@ -61,8 +62,7 @@ struct SwProtectedGuest {
     uint64_t failed;            /* requests the host failed to carry out */
 
     /* KVM_EXIT_MEMORY_FAULT: what came of them */
-    uint64_t faults_to_private; /* implicit conversions to private */
-    uint64_t faults_to_shared;  /* implicit conversions to shared */
+    uint64_t faults_retried;    /* raced with a conversion */
     uint64_t faults_no_ram;     /* private accesses outside RAM, made shared */
     uint64_t faults_failed;     /* faults that stopped the vCPU */
 };
@@ -93,6 +93,11 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
     if (!swp) {
         return -ENOSYS;
     }
+    /*
+     * vCPU threads take hypercall exits without the BQL; conversions,
+     * their bookkeeping and memory hot-unplug must not interleave.
+     */
+    BQL_LOCK_GUARD();
 
     if ((attrs & ~SWP_MAP_GPA_ATTRS) || !npages ||
         npages > UINT64_MAX / TARGET_PAGE_SIZE) {
@@ -116,6 +121,9 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
         swp->failed++;
     }
     trace_sw_protected_guest_map_gpa_range(gpa, npages, attrs, ret);
+    if (ret == -EINVAL) {
+        trace_sw_protected_guest_map_gpa_range_refused(gpa, npages, attrs);
+    }
 
     /* The guest sees the result in RAX; the exit itself is handled. */
     run->hypercall.ret = ret;
@@ -124,41 +132,51 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
 
 /*
  * KVM_EXIT_MEMORY_FAULT.  In a software-protected VM, KVM takes an access
- * as private or shared from the memory attributes, so the guest's own
- * accesses never disagree with them; KVM exits only for a private access
- * where no guest_memfd memslot is, such as memory the guest made private
- * in a DIMM that has been unplugged since.  That range is no longer RAM:
- * make it shared, so that the access becomes an ordinary access to
- * unassigned memory.  A range that is private-capable RAM is converted to
- * what the guest accessed it as.  Anything else stops the vCPU, as QEMU's
- * own handler would.
+ * as private or shared from the memory attributes, so the guest never
+ * asks for an implicit conversion this way, and none is made.  KVM exits:
+ *
+ * - when a conversion changed the attributes while it was handling the
+ *   fault (the access no longer matches what QEMU records): the vCPU
+ *   runs again, and KVM looks at the attributes anew;
+ * - for a private access where no guest_memfd memslot is, such as memory
+ *   the guest made private in a DIMM that has been unplugged since: the
+ *   range is no longer RAM, so it is made shared, and the access becomes
+ *   an ordinary access to unassigned memory;
+ * - when it cannot serve a page as it is (the guest_memfd cannot allocate
+ *   it, or an instruction on private memory needs emulating): the vCPU
+ *   stops, as QEMU's own handler would stop it.
  */
 static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
 {
     SwProtectedGuest *swp = swp_current();
     const char *what;
-    int ret;
+    int state, ret = 0;
 
-    ret = kvm_guest_memfd_convert(gpa, size, private);
-    if (!ret) {
-        what = private ? "converted to private" : "converted to shared";
-        private ? swp->faults_to_private++ : swp->faults_to_shared++;
-    } else if (ret == -EINVAL && private &&
-               !kvm_guest_memfd_range_has_ram(gpa, size)) {
+    if (!swp) {
+        return -ENOSYS;
+    }
+    /* Conversions and memory hot-unplug run under the BQL too. */
+    BQL_LOCK_GUARD();
+    state = kvm_guest_memfd_range_state(gpa, size);
+    if (state == -EINVAL && private &&
+        !kvm_guest_memfd_range_has_ram(gpa, size)) {
         ret = kvm_set_memory_attributes_shared(gpa, size);
         what = "not RAM, made shared";
         swp->faults_no_ram += !ret;
+    } else if (state >= 0 && state != private) {
+        what = "raced with a conversion, retried";
+        swp->faults_retried++;
     } else {
-        what = "cannot be converted";
+        what = state == -EINVAL ? "not private-capable RAM" :
+               "KVM cannot serve it as it is";
+        ret = -EFAULT;
     }
     trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
     if (ret) {
         swp->faults_failed++;
-        error_report("sw-protected-guest: the guest accessed [0x%" HWADDR_PRIx
-                     ", +0x%" PRIx64 ") as %s, which %s", gpa, size,
-                     private ? "private" : "shared",
-                     ret == -EINVAL ? "is not private-capable guest_memfd RAM"
-                                    : "could not be converted");
+        error_report("sw-protected-guest: the guest's %s access to "
+                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
+                     private ? "private" : "shared", gpa, size, what);
     }
     return ret;
 }
@@ -251,26 +269,31 @@ static void swp_ram_block_added(RAMBlockNotifier *n, void *host, size_t size,
 static int swp_reset_block(RAMBlock *rb, void *opaque)
 {
     uint64_t *dropped = opaque;
-    unsigned long shared;
+    uint64_t page = qemu_real_host_page_size();
+    RamBlockAttributes *attrs = rb->attributes;
+    unsigned long i, next;
     int ret;
 
-    if (rb->guest_memfd < 0 || !rb->attributes ||
-        (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
+    if (rb->guest_memfd < 0 || !attrs || (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
         return 0;
     }
-    shared = bitmap_count_one(rb->attributes->bitmap,
-                              rb->attributes->bitmap_size);
-    if (shared == rb->attributes->bitmap_size) {
-        return 0;
+    /* Run by run of private pages, so that listeners hear of each once. */
+    for (i = find_first_zero_bit(attrs->bitmap, attrs->bitmap_size);
+         i < attrs->bitmap_size;
+         i = find_next_zero_bit(attrs->bitmap, attrs->bitmap_size, next)) {
+        next = find_next_bit(attrs->bitmap, attrs->bitmap_size, i);
+        ret = ram_block_discard_guest_memfd_range(rb, i * page,
+                                                  (next - i) * page);
+        if (!ret) {
+            ret = ram_block_attributes_state_change(attrs, i * page,
+                                                    (next - i) * page, false);
+        }
+        if (ret) {
+            return ret;
+        }
+        *dropped += (uint64_t)(next - i) * page;
     }
-    ret = ram_block_discard_guest_memfd_range(rb, 0, rb->used_length);
-    if (!ret) {
-        ret = ram_block_attributes_state_change(rb->attributes, 0,
-                                                rb->used_length, false);
-    }
-    *dropped += (uint64_t)(rb->attributes->bitmap_size - shared) *
-                qemu_real_host_page_size();
-    return ret;
+    return 0;
 }
 
 /* Tell KVM that the memory mapped now is all shared. */
@@ -321,6 +344,11 @@ static void swp_machine_done(Notifier *n, void *unused)
     SwProtectedGuest *swp = container_of(n, SwProtectedGuest, machine_done);
     Error *err = NULL;
     int ret;
+
+    /* An object the machine does not use for confidential guest support */
+    if (swp_current() != swp) {
+        return;
+    }
 
     if (!swp_check_ram(current_machine, &err)) {
         error_report_err(err);
@@ -430,10 +458,8 @@ static void swp_class_init(ObjectClass *oc, const void *data)
           "Guest requests refused as invalid (the guest got -EINVAL)" },
         { "conversions-failed", offsetof(SwProtectedGuest, failed),
           "Guest requests the host failed to carry out (the guest got -EIO)" },
-        { "faults-to-private", offsetof(SwProtectedGuest, faults_to_private),
-          "KVM_EXIT_MEMORY_FAULT exits that converted memory to private" },
-        { "faults-to-shared", offsetof(SwProtectedGuest, faults_to_shared),
-          "KVM_EXIT_MEMORY_FAULT exits that converted memory to shared" },
+        { "faults-retried", offsetof(SwProtectedGuest, faults_retried),
+          "KVM_EXIT_MEMORY_FAULT exits that raced with a conversion" },
         { "faults-outside-ram", offsetof(SwProtectedGuest, faults_no_ram),
           "Private accesses where no RAM is (any more), made shared" },
         { "faults-failed", offsetof(SwProtectedGuest, faults_failed),
