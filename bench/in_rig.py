@@ -69,7 +69,7 @@ def ours(chunk, total, runs):
         out = vm.wait_output("RESULT ", 1200)
         if not payload_result(out).startswith("RESULT PASS"):
             raise RuntimeError("payload: %s %s" % (payload_result(out), vm.errors()))
-        converted = sum(vm.qmp.cmd("qom-get", path="/objects/swp", property=c)
+        converted = sum(vm.qom_get("/objects/swp", c)
                         for c in ("conversions-to-private", "conversions-to-shared"))
     marks = []
     with open(trace) as f:
@@ -145,7 +145,7 @@ def footprint(mode, size, rng):
         held = meminfo("Shmem") - shmem0 + meminfo("Unevictable") - unev0
         private = 0
         if mode == "private":
-            private = vm.qmp.cmd("qom-get", path="/objects/ram0", property="private-bytes")
+            private = vm.qom_get("/objects/ram0", "private-bytes")
             if private != want_private:
                 raise RuntimeError("private-bytes %d, the storm left %d"
                                    % (private, want_private))

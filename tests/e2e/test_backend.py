@@ -78,7 +78,7 @@ def test_ram_in_guest_memfd():
         assert not memdev[0]["merge"], memdev
         info = vm.qmp.hmp("info memdev")
         assert "memory backend: m0" in info, info
-        assert vm.qmp.cmd("qom-get", path="/objects/m0", property="mmap")
+        assert vm.qom_get("/objects/m0", "mmap")
         return "%s; fd ino %d mapped rw-s, no anonymous copy" % (result, ino)
 
 

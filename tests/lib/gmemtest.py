@@ -295,6 +295,10 @@ class Qemu:
         self.stderr.seek(0)
         return self.stderr.read()
 
+    def qom_get(self, path, prop):
+        """A QOM property, over QMP."""
+        return self.qmp.cmd("qom-get", path=path, property=prop)
+
     def read_memory(self, base, length):
         """Guest memory as QEMU sees it, through pmemsave."""
         path = os.path.join(self.dir, "pmem.bin")

@@ -155,10 +155,8 @@ def test_private_memory_and_conversions():
         assert words(vm.qtest.read(S, SLEN), S, seed) == SLEN // 4096
         assert words(vm.qtest.read(H, HLEN), H, seed) == HLEN // 4096
 
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         swp = "/objects/swp"
-        counts = {p: get(swp, p) for p in (
+        counts = {p: vm.qom_get(swp, p) for p in (
             "conversions-to-private", "conversions-to-shared",
             "bytes-to-private", "bytes-to-shared",
             "conversions-rejected", "conversions-failed")}
@@ -168,8 +166,8 @@ def test_private_memory_and_conversions():
                           "bytes-to-shared": BLEN,
                           "conversions-rejected": len(bad) - 1,
                           "conversions-failed": 0}, counts
-        private = get("/objects/ram0", "private-bytes")
-        shared = get("/objects/ram0", "shared-bytes")
+        private = vm.qom_get("/objects/ram0", "private-bytes")
+        shared = vm.qom_get("/objects/ram0", "shared-bytes")
         assert private == PLEN + OLEN, private
         assert shared == 64 * MiB - private, shared
 
@@ -247,12 +245,10 @@ def test_conversion_straddling_two_backends():
         data = vm.qtest.read(edge - half, 2 * half)
         assert data == bytes(2 * half), "private data visible to the host"
 
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
-        assert get("/objects/n0", "private-bytes") == half
-        assert get("/objects/n1", "private-bytes") == half
-        assert get("/objects/swp", "conversions-to-private") == 1
-        assert get("/objects/swp", "bytes-to-private") == 2 * half
+        assert vm.qom_get("/objects/n0", "private-bytes") == half
+        assert vm.qom_get("/objects/n1", "private-bytes") == half
+        assert vm.qom_get("/objects/swp", "conversions-to-private") == 1
+        assert vm.qom_get("/objects/swp", "bytes-to-private") == 2 * half
 
 
 def test_conversion_storm():
@@ -283,21 +279,19 @@ def test_conversion_storm():
             (i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w][:5]
         assert vm.qmp.cmd("query-status")["status"] == "running"
 
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         good = want.count(0)
         to_private = sum(1 for (g, l, k, a), w in zip(ranges, want)
                          if w == 0 and a & MAP_GPA_ENCRYPTED)
-        assert get("/objects/swp", "conversions-to-private") == to_private
-        assert get("/objects/swp", "conversions-to-shared") == good - to_private
-        assert get("/objects/swp", "conversions-rejected") == n - good
+        assert vm.qom_get("/objects/swp", "conversions-to-private") == to_private
+        assert vm.qom_get("/objects/swp", "conversions-to-shared") == good - to_private
+        assert vm.qom_get("/objects/swp", "conversions-rejected") == n - good
         # Each page ends in the state its last good request asked for.
         state = {}
         for (gpa, _, _, attrs), w in zip(ranges, want):
             if w == 0:
                 state[gpa] = bool(attrs & MAP_GPA_ENCRYPTED)
         private = sum(state.values()) * 4096
-        assert get("/objects/ram0", "private-bytes") == private, private
+        assert vm.qom_get("/objects/ram0", "private-bytes") == private, private
         assert len(os.listdir("/proc/%d/fd" % vm.proc.pid)) == fds_before
         return "%d requests, %d good" % (n, good)
 
@@ -323,8 +317,6 @@ def test_reset_makes_memory_shared_again():
     blob = payload_args(ranges, flags=FLAG_HALT)
     with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
               qtest=True) as vm:
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
 
         def host_writes():
             vm.qtest.write(P, host_pattern(P, PLEN, hseed))
@@ -333,11 +325,11 @@ def test_reset_makes_memory_shared_again():
         vm.qmp.cmd("cont")
         out = vm.wait_output("RESULT ", 120)
         assert payload_result(out).startswith("RESULT PASS"), out
-        assert get("/objects/ram0", "private-bytes") == PLEN + OLEN
+        assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN + OLEN
         vm.qmp.cmd("stop")
         vm.qmp.cmd("system_reset")
-        assert get("/objects/ram0", "private-bytes") == 0
-        assert get("/objects/ram0", "shared-bytes") == 64 * MiB
+        assert vm.qom_get("/objects/ram0", "private-bytes") == 0
+        assert vm.qom_get("/objects/ram0", "shared-bytes") == 64 * MiB
         host_writes()
         vm.qmp.cmd("cont")
         deadline = time.time() + 120
@@ -346,9 +338,9 @@ def test_reset_makes_memory_shared_again():
             time.sleep(0.05)
         second = vm.output().split("RESULT ")[2].splitlines()[0]
         assert second.startswith("PASS"), vm.output()
-        assert get("/objects/ram0", "private-bytes") == PLEN + OLEN
-        assert get("/objects/swp", "conversions-to-private") == 4
-        assert get("/objects/swp", "conversions-failed") == 0
+        assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN + OLEN
+        assert vm.qom_get("/objects/swp", "conversions-to-private") == 4
+        assert vm.qom_get("/objects/swp", "conversions-failed") == 0
         return "second run after reset: RESULT " + second
 
 
@@ -364,15 +356,13 @@ def test_dimm_hotplug_in_sw_protected_guest():
             "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
             "-m", "64M,slots=2,maxmem=1G"]
     with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         vm.wait_output("waiting for a DIMM", 60)
         vm.qmp.cmd("object-add", **{"qom-type": "memory-backend-guest-memfd",
                                     "id": "d1", "size": 64 * MiB, "mmap": False})
         vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
         vm.wait_output("DIMM PRIVATE", 60)
         addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
-        assert get("/objects/d1", "private-bytes") == 2 * MiB
+        assert vm.qom_get("/objects/d1", "private-bytes") == 2 * MiB
         data = vm.read_memory(addr, 64 * MiB)
         bad = pattern_mismatches(data, addr)
         # The host sees the guest's pattern everywhere but the private 2 MiB.
@@ -381,8 +371,8 @@ def test_dimm_hotplug_in_sw_protected_guest():
         vm.qmp.cmd("device_del", id="dimm1")
         out = vm.wait_output("DIMM GONE", 60)
         assert vm.qmp.cmd("query-status")["status"] == "running"
-        assert get("/objects/swp", "faults-outside-ram") >= 1
-        assert get("/objects/swp", "faults-failed") == 0
+        assert vm.qom_get("/objects/swp", "faults-outside-ram") >= 1
+        assert vm.qom_get("/objects/swp", "faults-failed") == 0
         gone = [l for l in out.splitlines() if "DIMM GONE" in l][0]
         assert gone.endswith("0x0000000000000000"), gone
         return gone
@@ -402,12 +392,10 @@ def test_one_gib_conversion():
     unev0, shmem0 = meminfo("Unevictable"), meminfo("Shmem")
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
               extra_machine=SWP_MACHINE) as vm:
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         out = vm.wait_output("RESULT ", 300)
         assert payload_result(out).startswith("RESULT PASS"), out
-        assert get("/objects/ram0", "private-bytes") == G
-        assert get("/objects/swp", "bytes-to-private") == G
+        assert vm.qom_get("/objects/ram0", "private-bytes") == G
+        assert vm.qom_get("/objects/swp", "bytes-to-private") == G
         # Up to a per-CPU batch of lag in /proc/meminfo
         shmem, gmem = meminfo("Shmem") - shmem0, meminfo("Unevictable") - unev0
         assert shmem < 32 * MiB, "shared side holds %d MiB" % (shmem >> 20)
@@ -417,12 +405,10 @@ def test_one_gib_conversion():
               (G, G >> 12, KIND_HCALL, 0)]
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
               extra_machine=SWP_MACHINE) as vm:
-        def get2(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         out = vm.wait_output("RESULT ", 120)
         assert hcall_results(out) == [0, 0], out
-        assert get2("/objects/ram0", "private-bytes") == 0
-        assert get2("/objects/swp", "bytes-to-shared") == G
+        assert vm.qom_get("/objects/ram0", "private-bytes") == 0
+        assert vm.qom_get("/objects/swp", "bytes-to-shared") == G
     return "1 GiB private: shared side %d MiB, guest_memfd %d MiB" % (
         shmem >> 20, gmem >> 20)
 
@@ -493,14 +479,12 @@ def test_linux_guest_as_sw_protected_guest():
     converts anything, so the counters stay at zero and all RAM stays
     shared."""
     def check(vm):
-        def get(path, prop):
-            return vm.qmp.cmd("qom-get", path=path, property=prop)
         m0 = "/objects/m0"
-        assert get(m0, "shared-bytes") == 256 * MiB, get(m0, "shared-bytes")
-        assert get(m0, "private-bytes") == 0, get(m0, "private-bytes")
+        assert vm.qom_get(m0, "shared-bytes") == 256 * MiB, vm.qom_get(m0, "shared-bytes")
+        assert vm.qom_get(m0, "private-bytes") == 0, vm.qom_get(m0, "private-bytes")
         for c in ("conversions-to-private", "conversions-to-shared",
                   "conversions-rejected", "conversions-failed", "faults-failed"):
-            assert get("/objects/swp", c) == 0, (c, get("/objects/swp", c))
+            assert vm.qom_get("/objects/swp", c) == 0, (c, vm.qom_get("/objects/swp", c))
 
     return linux_guest(
         ["-object", "sw-protected-guest,id=swp",
