@@ -14,7 +14,7 @@ import os
 import subprocess
 
 from gmemtest import ROOT
-from rig import build_rig, run_rig
+from rig import build_rig, run_build, run_rig
 
 LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
 
@@ -57,11 +57,7 @@ def run_all(report, select=""):
     if sub is not None:
         kernel, initramfs, why = build_rig()
         if not why:
-            p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-selftests.sh")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               universal_newlines=True)
-            if p.returncode:
-                why = "the KVM selftests did not build: " + p.stderr.strip()[-400:]
+            _, why = run_build("tests/rig/build-selftests.sh", "the KVM selftests")
         if why:
             report("SKIP", "kvm-selftests/all", why)
         else:

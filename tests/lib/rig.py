@@ -14,23 +14,25 @@ import time
 from gmemtest import BUILD, QEMU, ROOT
 
 
-def build_kernel():
-    """(bzImage path, None), or (None, reason) if it cannot be built."""
-    p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
+def run_build(script, what):
+    """Run a build script of the project's (a path under the repository)
+    that prints what it built on its last line: (that line, None), or
+    (None, reason) if it failed."""
+    p = subprocess.run([os.path.join(ROOT, script)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
     if p.returncode:
-        return None, "the rig kernel did not build: " + p.stderr.strip()[-400:]
+        return None, "%s did not build: %s" % (what, p.stderr.strip()[-400:])
     return p.stdout.strip().splitlines()[-1], None
+
+
+def build_kernel():
+    """(bzImage path, None), or (None, reason) if it cannot be built."""
+    return run_build("kernel-patches/build.sh", "the rig kernel")
 
 
 def build_initramfs():
-    p = subprocess.run([os.path.join(ROOT, "tests", "rig", "build-initramfs.sh")],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True)
-    if p.returncode:
-        return None, "the rig initramfs did not build: " + p.stderr.strip()[-400:]
-    return p.stdout.strip().splitlines()[-1], None
+    return run_build("tests/rig/build-initramfs.sh", "the rig initramfs")
 
 
 def build_rig():

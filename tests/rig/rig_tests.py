@@ -416,10 +416,10 @@ def test_one_gib_conversion():
 # -- a real Linux guest ------------------------------------------------------
 
 import re  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
-from gmemtest import BUILD, ROOT  # noqa: E402
+from gmemtest import BUILD  # noqa: E402
+from rig import build_kernel  # noqa: E402
 
 L2_MARK = re.compile(rb"GMEM-L2-USERSPACE-PATTERN:(\d{8})")
 
@@ -441,12 +441,10 @@ def linux_guest(objects, machine_extra, check=None):
     memory-backend-guest-memfd m0; a program in its userspace writes 2048
     marked pages, and the host must find every one of them in the guest's
     RAM, through QEMU.  check(vm), if given, runs after that."""
-    p = subprocess.run([os.path.join(ROOT, "kernel-patches", "build.sh")],
-                       stdout=subprocess.PIPE, universal_newlines=True)
+    kernel, why = build_kernel()
     initrd = os.path.join(BUILD, "guest", "linux-initramfs.cpio.gz")
-    if p.returncode or not os.path.exists(initrd):
-        raise Skip("the guest kernel or tests/guest/linux is not built")
-    kernel = p.stdout.split()[-1]
+    if not kernel or not os.path.exists(initrd):
+        raise Skip(why or "tests/guest/linux is not built")
     size = 256 * MiB
     consdir = tempfile.mkdtemp(prefix="gmem-l2-")
     console = os.path.join(consdir, "console.txt")
