@@ -295,12 +295,8 @@ hypercall:
         vmmcall
         ret
 
-/* convert [r14, r15) with attributes %edx; fail unless KVM returns 0 */
-convert:
-        movq %r14, %rbx
-        movq %r15, %rcx
-        subq %r14, %rcx
-        shrq $12, %rcx
+/* hypercall_ok: the hypercall; fail unless KVM returns 0 */
+hypercall_ok:
         call hypercall
         testq %rax, %rax
         jz 1f
@@ -308,6 +304,30 @@ convert:
         call putline
         jmp exit_fail
 1:      ret
+
+/* convert [r14, r15) with attributes %edx; fail unless KVM returns 0 */
+convert:
+        movq %r14, %rbx
+        movq %r15, %rcx
+        subq %r14, %rcx
+        shrq $12, %rcx
+        jmp hypercall_ok
+
+/* convert_fresh: convert [r14, r15) with %edx; the new side reads zero */
+convert_fresh:
+        call convert
+        movq %r14, %rdi
+        movq %r15, %rsi
+        jmp check_zero
+
+/* write_check: write pattern %r9 to [r14, r15) and check it back */
+write_check:
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call fill_range
+        movq %r14, %rdi
+        movq %r15, %rsi
+        jmp check_range
 
 /*
  * convert_chunks: convert [r14, r15) with attributes %edx, R_HSEED(%r13)
@@ -320,13 +340,8 @@ convert_chunks:
 1:      movq %r11, %rbx
         movq %r8, %rcx
         movl %r10d, %edx
-        call hypercall
-        testq %rax, %rax
-        jz 2f
-        leaq msg_hc_fail(%rip), %rsi
-        call putline
-        jmp exit_fail
-2:      movq %r8, %rax
+        call hypercall_ok
+        movq %r8, %rax
         shlq $12, %rax
         addq %rax, %r11
         cmpq %r15, %r11
@@ -466,19 +481,13 @@ next_range:
         je bench_range
         cmpl $KIND_PRIVATE, R_KIND(%r13)
         jne 2f
-        movl $MAP_GPA_ENCRYPTED, %edx
-        call convert
-        movq %r14, %rdi                 /* private pages start zeroed too */
-        movq %r15, %rsi
-        call check_zero
+        movl $MAP_GPA_ENCRYPTED, %edx   /* private pages start zeroed too */
+        call convert_fresh
         jmp 1f
 2:      cmpl $KIND_SHARED, R_KIND(%r13)
         jne 3f
-        xorl %edx, %edx
-        call convert
-        movq %r14, %rdi                 /* the new side starts zeroed */
-        movq %r15, %rsi
-        call check_zero
+        xorl %edx, %edx                 /* the new side starts zeroed */
+        call convert_fresh
         jmp 1f
 3:      cmpl $KIND_HOST, R_KIND(%r13)
         jne 1f
@@ -492,12 +501,7 @@ next_range:
 
 1:      movl (ARGS + A_SEED), %eax
         call make_pattern
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call fill_range
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call check_range
+        call write_check
 
 range_done:
         movq %r15, %rax                 /* pages += (end - base) / 4096 */
@@ -575,12 +579,7 @@ hotplug:
         ja bad_args
         movl (ARGS + A_SEED), %eax
         call make_pattern
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call fill_range
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call check_range
+        call write_check
         leaq msg_hp_pass(%rip), %rsi
         movq %r15, %rax
         subq %r14, %rax
@@ -592,16 +591,8 @@ hotplug:
         movq %r14, %r15                 /* [base, base + 2 MiB) private */
         addq $0x200000, %r15
         movl $MAP_GPA_ENCRYPTED, %edx
-        call convert
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call check_zero
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call fill_range
-        movq %r14, %rdi
-        movq %r15, %rsi
-        call check_range
+        call convert_fresh
+        call write_check
         leaq msg_hp_private(%rip), %rsi
         call puts
 
