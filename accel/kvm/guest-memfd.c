@@ -85,8 +85,18 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
     }
 }
 
-/* The guest_memfd RAM section at @gpa, up to @size bytes; 0 if none. */
-static uint64_t gmem_private_section(hwaddr gpa, uint64_t size)
+bool kvm_guest_memfd_private_capable(const RAMBlock *rb)
+{
+    return rb && rb->guest_memfd >= 0 && !(rb->flags & RAM_GUEST_MEMFD_MMAP);
+}
+
+/*
+ * The private-capable guest_memfd RAM section at @gpa, up to @size bytes;
+ * 0 if none.  Its RAM block and the offset in it go to @rb and @offset,
+ * if given.
+ */
+static uint64_t gmem_private_section(hwaddr gpa, uint64_t size,
+                                     RAMBlock **rb, ram_addr_t *offset)
 {
     MemoryRegionSection section;
     uint64_t len = 0;
@@ -96,32 +106,42 @@ static uint64_t gmem_private_section(hwaddr gpa, uint64_t size)
         return 0;
     }
     if (section.offset_within_address_space == gpa &&
-        memory_region_has_guest_memfd(section.mr) &&
-        !(section.mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP)) {
+        kvm_guest_memfd_private_capable(section.mr->ram_block)) {
         len = int128_get64(section.size);
+        if (rb) {
+            *rb = section.mr->ram_block;
+            *offset = section.offset_within_region;
+        }
     }
     memory_region_unref(section.mr);
     return len;
 }
 
-int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
+/* Page-aligned, not empty, not wrapping around */
+static bool gmem_range_valid(hwaddr gpa, uint64_t size)
 {
     uint64_t page = qemu_real_host_page_size();
+
+    return size && QEMU_IS_ALIGNED(gpa, page) && QEMU_IS_ALIGNED(size, page) &&
+           gpa + size > gpa;
+}
+
+int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
+{
     uint64_t done, len;
 
-    if (!size || !QEMU_IS_ALIGNED(gpa, page) || !QEMU_IS_ALIGNED(size, page) ||
-        gpa + size < gpa) {
+    if (!gmem_range_valid(gpa, size)) {
         return -EINVAL;
     }
     /* All or nothing: check the whole range before changing any of it. */
     for (done = 0; done < size; done += len) {
-        len = gmem_private_section(gpa + done, size - done);
+        len = gmem_private_section(gpa + done, size - done, NULL, NULL);
         if (!len) {
             return -EINVAL;
         }
     }
     for (done = 0; done < size; done += len) {
-        len = gmem_private_section(gpa + done, size - done);
+        len = gmem_private_section(gpa + done, size - done, NULL, NULL);
         if (kvm_convert_memory(gpa + done, len, to_private)) {
             return -EIO;
         }
@@ -135,29 +155,23 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
     uint64_t done, len;
     int state = -1;
 
-    if (!size || !QEMU_IS_ALIGNED(gpa, page) || !QEMU_IS_ALIGNED(size, page) ||
-        gpa + size < gpa) {
+    if (!gmem_range_valid(gpa, size)) {
         return -EINVAL;
     }
     for (done = 0; done < size; done += len) {
-        MemoryRegionSection section;
-        RamBlockAttributes *attrs;
-        unsigned long first, last, shared;
+        RAMBlock *rb;
+        ram_addr_t offset;
+        unsigned long first, last, shared, *bitmap;
 
-        len = gmem_private_section(gpa + done, size - done);
-        if (!len) {
+        len = gmem_private_section(gpa + done, size - done, &rb, &offset);
+        if (!len || !rb->attributes) {
             return -EINVAL;
         }
-        section = memory_region_find(get_system_memory(), gpa + done, len);
-        attrs = section.mr->ram_block->attributes;
-        first = section.offset_within_region / page;
+        first = offset / page;
         last = first + len / page;
-        memory_region_unref(section.mr);
-        if (!attrs) {
-            return -EINVAL;
-        }
-        shared = find_next_zero_bit(attrs->bitmap, last, first) == last;
-        if (!shared && find_next_bit(attrs->bitmap, last, first) != last) {
+        bitmap = rb->attributes->bitmap;
+        shared = find_next_zero_bit(bitmap, last, first) == last;
+        if (!shared && find_next_bit(bitmap, last, first) != last) {
             return 2;
         }
         if (state >= 0 && state != !shared) {

@@ -55,6 +55,16 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
                                   uint64_t size);
 
 /**
+ * kvm_guest_memfd_private_capable:
+ * @rb: a RAM block, or NULL
+ *
+ * Returns: whether @rb's pages can be private: it has a guest_memfd that
+ * holds private pages, beside shared memory of its own (not a guest_memfd
+ * that QEMU maps, RAM_GUEST_MEMFD_MMAP).
+ */
+bool kvm_guest_memfd_private_capable(const RAMBlock *rb);
+
+/**
  * kvm_guest_memfd_convert:
  * @gpa: start of the range, page-aligned
  * @size: size of the range, a non-zero multiple of the page size

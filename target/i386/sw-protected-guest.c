@@ -225,8 +225,7 @@ static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
 {
     int *err = opaque;
 
-    if (memory_region_has_guest_memfd((MemoryRegion *)mr) &&
-        !(mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP)) {
+    if (kvm_guest_memfd_private_capable(mr->ram_block)) {
         /* Recorded shared already (swp_share_block): tell KVM. */
         *err = kvm_set_memory_attributes_shared(int128_get64(start),
                                                 int128_get64(len));
@@ -237,8 +236,7 @@ static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
 /* Record a private-capable RAM block as all shared. */
 static int swp_share_block(RAMBlock *rb, void *opaque)
 {
-    if (rb->guest_memfd < 0 || !rb->attributes ||
-        (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
+    if (!kvm_guest_memfd_private_capable(rb) || !rb->attributes) {
         return 0;
     }
     return ram_block_attributes_state_change(rb->attributes, 0,
@@ -274,7 +272,7 @@ static int swp_reset_block(RAMBlock *rb, void *opaque)
     unsigned long i, next;
     int ret;
 
-    if (rb->guest_memfd < 0 || !attrs || (rb->flags & RAM_GUEST_MEMFD_MMAP)) {
+    if (!kvm_guest_memfd_private_capable(rb) || !attrs) {
         return 0;
     }
     /* Run by run of private pages, so that listeners hear of each once. */
