@@ -2,7 +2,8 @@
 #   make run     build, then boot the payload with its RAM in guest_memfd
 #   make check   build, then run every test
 #   make bench   build, then run the benchmarks (about 15 minutes)
-#   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook patches
+#   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook
+#                    patches; the kernel's (--strict) on kernel-patches/
 PYTHON := /usr/bin/python3
 
 .PHONY: all run check bench build checkpatch clean distclean
@@ -36,4 +37,8 @@ checkpatch:
 		perl $(CHECKPATCH) --no-tree -q -f $$f | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \
 	for p in patches/qemu/*.patch; do \
 		perl $(CHECKPATCH) --no-tree -q $$p | grep -A3 -E '^(ERROR|WARNING)' && rc=1; done; \
-	[ $$rc = 0 ] && echo "checkpatch: clean (no errors, no warnings)"; exit $$rc
+	ktree=$${GM_CACHE:-$$HOME/.cache/gmem}/kernel/build-$$(kernel-patches/build.sh --print-key); \
+	[ -f $$ktree/.gm-unpacked ] || kernel-patches/build.sh >/dev/null || rc=1; \
+	for p in $$(kernel-patches/build.sh --print-patches); do \
+		(cd $$ktree && perl scripts/checkpatch.pl --strict -q $$p) | grep -A3 -E '^(ERROR|WARNING|CHECK)' && rc=1; done; \
+	[ $$rc = 0 ] && echo "checkpatch: clean (no errors, no warnings; kernel series with --strict)"; exit $$rc

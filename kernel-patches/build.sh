@@ -1,11 +1,14 @@
 #!/bin/bash
-# Build the rig kernel: Debian's linux-source-7.2 (pinned), with
-# kernel-patches/*.patch applied in order and config.fragment merged onto
-# tinyconfig.  The result is cached outside the repository under a key of
-# source version + patches + config, so an unchanged kernel is never
-# rebuilt.  Prints the bzImage's path on success.
+# Build the rig kernel: Debian's linux-source-7.2 (pinned), with the
+# project's kernel series applied and config.fragment merged onto
+# tinyconfig.  kernel-patches/series names the series in the order they
+# apply; each is a folder of `git format-patch` output whose own `series`
+# file lists its patches in order (the cover letter is not applied).  The
+# result is cached outside the repository under a key of source version +
+# patches + config, so an unchanged kernel is never rebuilt.  Prints the
+# bzImage's path as its last line on success.
 #
-#   kernel-patches/build.sh [--print-key]
+#   kernel-patches/build.sh [--print-key | --print-patches]
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
@@ -16,8 +19,20 @@ LINUX_SHA256=30a8c5fc63f9028a62e6d7b3f7f43bee67425dbce2a05fceba83f9b87c92083d
 BUILD_VERSION=1
 
 here=$GM_ROOT/kernel-patches
+# Every patch of every series, in the order they apply.
+patches=()
+while read -r s; do
+    case "$s" in ''|'#'*) continue ;; esac
+    [ -f "$here/$s/series" ] || gm_die "kernel-patches/series names $s, which has no series file"
+    while read -r p; do
+        case "$p" in ''|'#'*) continue ;; esac
+        [ -f "$here/$s/$p" ] || gm_die "$s/series names $p, which is not there"
+        patches+=("$here/$s/$p")
+    done <"$here/$s/series"
+done <"$here/series"
+[ "${1:-}" = --print-patches ] && { printf '%s\n' "${patches[@]}"; exit 0; }
 key=$( { echo "$LINUX_VERSION $LINUX_SHA256 $BUILD_VERSION";
-         cat "$here/config.fragment"; cat "$here"/*.patch 2>/dev/null || true; } |
+         cat "$here/config.fragment"; cat "${patches[@]}" /dev/null; } |
        sha256sum | cut -c1-16)
 [ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
 
@@ -51,11 +66,10 @@ if ! [ -f "$tree/.gm-unpacked" ]; then
     mkdir -p "$tree"
     dpkg-deb --fsys-tarfile "$dl/$LINUX_DEB" |
         tar -xO ./usr/src/linux-source-7.2.tar.xz | tar -xJ -C "$tree" --strip-components=1
-    for p in "$here"/*.patch; do
-        [ -e "$p" ] || continue
-        gm_log "applying $(basename "$p")"
+    for p in "${patches[@]}"; do
+        gm_log "applying ${p#"$here"/}"
         patch -d "$tree" -p1 --batch --forward --quiet <"$p" ||
-            gm_die "$(basename "$p") does not apply to linux-source-7.2 $LINUX_VERSION"
+            gm_die "${p#"$here"/} does not apply to linux-source-7.2 $LINUX_VERSION"
     done
     touch "$tree/.gm-unpacked"
 fi
