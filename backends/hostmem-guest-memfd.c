@@ -29,11 +29,14 @@
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
 #include "migration/blocker.h"
+#include "migration/misc.h"
+#include "qapi/qapi-commands-migration.h"
 #include "system/confidential-guest-support.h"
 #include "system/guest-memfd.h"
 #include "system/hostmem.h"
 #include "system/kvm.h"
 #include "system/ramblock.h"
+#include "system/runstate.h"
 
 OBJECT_DECLARE_TYPE(HostMemoryBackendGuestMemfd,
                     HostMemoryBackendGuestMemfdClass,
@@ -45,7 +48,11 @@ struct HostMemoryBackendGuestMemfd {
     bool mmap;
     /* prealloc=on: allocate the file itself, see complete() */
     bool prealloc;
+    /* mmap=off: every migration; mmap=on: CPR, see gmem_migration_init() */
     Error *migration_blocker;
+    /* mmap=on: what can only be refused once a migration starts */
+    NotifierWithReturn migration_notifier;
+    VMChangeStateEntry *vm_state_entry;
 };
 
 struct HostMemoryBackendGuestMemfdClass {
@@ -188,6 +195,120 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     return true;
 }
 
+static bool gmem_migrate_capability(MigrationCapability cap)
+{
+    g_autoptr(MigrationCapabilityStatusList) caps =
+        qmp_query_migrate_capabilities(NULL);
+    MigrationCapabilityStatusList *l;
+
+    for (l = caps; l; l = l->next) {
+        if (l->value->capability == cap) {
+            return l->value->state;
+        }
+    }
+    return false;
+}
+
+/*
+ * What migrating an mmap=on backend needs that QEMU's own checks do not
+ * know, when a migration (or cpr-reboot) starts.
+ */
+static int gmem_migration_notify(NotifierWithReturn *notifier,
+                                 MigrationEvent *e, Error **errp)
+{
+    HostMemoryBackendGuestMemfd *gm =
+        container_of(notifier, HostMemoryBackendGuestMemfd,
+                     migration_notifier);
+    HostMemoryBackend *backend = MEMORY_BACKEND(gm);
+    g_autofree char *name = NULL;
+
+    if (e->type != MIG_EVENT_PRECOPY_SETUP ||
+        !host_memory_backend_is_mapped(backend)) {
+        return 0;
+    }
+    name = host_memory_backend_get_name(backend);
+    if (gmem_migrate_capability(MIGRATION_CAPABILITY_X_IGNORE_SHARED)) {
+        error_setg(errp, "%s '%s' cannot be migrated with x-ignore-shared: "
+                   "a guest_memfd cannot be shared with the destination, so "
+                   "the guest's RAM would not reach it",
+                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+        return -EINVAL;
+    }
+    if (runstate_is_running() && !kvm_guest_memfd_dirty_log_supported()) {
+        error_setg(errp, "%s '%s' cannot be migrated while the guest runs: "
+                   "this host's KVM cannot log dirty pages of guest_memfd "
+                   "memory (KVM_MEM_LOG_DIRTY_PAGES with "
+                   "KVM_MEM_GUEST_MEMFD); stop the VM first, or use a kernel "
+                   "that logs them", TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/*
+ * A guest resumed during the migration of a stopped VM writes pages that
+ * KVM does not log where it cannot log guest_memfd memory: fail the
+ * migration rather than let it carry stale pages.
+ */
+static void gmem_vm_state_change(void *opaque, bool running, RunState state)
+{
+    HostMemoryBackend *backend = opaque;
+    g_autofree char *name = NULL;
+    Error *err = NULL;
+
+    if (!running || !migration_is_running() ||
+        !host_memory_backend_is_mapped(backend) ||
+        kvm_guest_memfd_dirty_log_supported()) {
+        return;
+    }
+    name = host_memory_backend_get_name(backend);
+    error_setg(&err, "%s '%s': the guest was resumed during migration, and "
+               "this host's KVM cannot log dirty pages of guest_memfd memory",
+               TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+    migration_file_set_error(-EBUSY, err);
+}
+
+/*
+ * With mmap=off the guest's private pages are in a guest_memfd that the
+ * host cannot read: no migration or snapshot of any kind.
+ *
+ * With mmap=on all of the memory is mapped into QEMU, which reads and
+ * writes it like any shared RAM, so a stopped guest can be saved,
+ * restored and migrated.  A running guest can only be migrated where KVM
+ * logs the pages it dirties in guest_memfd memslots, which Linux up to 7.2
+ * refuses (kvm_guest_memfd_dirty_log_supported()).  CPR would hand the
+ * file itself to a new QEMU, whose VM cannot use it: a guest_memfd
+ * belongs to the VM that created it.
+ */
+static bool gmem_migration_init(HostMemoryBackendGuestMemfd *gm,
+                                const char *name, Error **errp)
+{
+    if (!gm->mmap) {
+        error_setg(&gm->migration_blocker, "%s '%s' cannot be migrated or "
+                   "snapshotted: with mmap=off the guest's private pages are "
+                   "in a guest_memfd that the host cannot read",
+                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+        return migrate_add_blocker(&gm->migration_blocker, errp) == 0;
+    }
+
+    error_setg(&gm->migration_blocker, "%s '%s' cannot be migrated with "
+               "cpr-transfer or cpr-exec: a guest_memfd belongs to the KVM VM "
+               "that created it, which the new QEMU does not have",
+               TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+    if (migrate_add_blocker_modes(&gm->migration_blocker,
+                                  BIT(MIG_MODE_CPR_TRANSFER) |
+                                  BIT(MIG_MODE_CPR_EXEC), errp)) {
+        return false;
+    }
+    migration_add_notifier_modes(&gm->migration_notifier,
+                                 gmem_migration_notify,
+                                 BIT(MIG_MODE_NORMAL) |
+                                 BIT(MIG_MODE_CPR_REBOOT));
+    gm->vm_state_entry =
+        qemu_add_vm_change_state_handler(gmem_vm_state_change, gm);
+    return true;
+}
+
 static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
 {
     HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
@@ -225,19 +346,7 @@ static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
         return false;
     }
 
-    /*
-     * Migration and snapshots copy RAM while KVM logs the pages the guest
-     * dirties, and KVM cannot log dirty pages of guest_memfd memslots
-     * (KVM_MEM_LOG_DIRTY_PAGES is refused with KVM_MEM_GUEST_MEMFD).  CPR
-     * would hand the file itself to a new QEMU, whose VM cannot use it: a
-     * guest_memfd belongs to the VM that created it.  Reading the memory
-     * through the mapping (dump-guest-memory, pmemsave) works.
-     */
-    error_setg(&gm->migration_blocker, "%s '%s' cannot be migrated or "
-               "snapshotted: KVM cannot log dirty pages of guest_memfd memory, "
-               "and a guest_memfd belongs to the KVM VM that created it",
-               TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
-    return migrate_add_blocker(&gm->migration_blocker, errp) == 0;
+    return gmem_migration_init(gm, name, errp);
 }
 
 typedef struct GmemPreallocJob {
@@ -401,7 +510,13 @@ static void gmem_backend_instance_init(Object *obj)
 
 static void gmem_backend_instance_finalize(Object *obj)
 {
-    migrate_del_blocker(&MEMORY_BACKEND_GUEST_MEMFD(obj)->migration_blocker);
+    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(obj);
+
+    migrate_del_blocker(&gm->migration_blocker);
+    migration_remove_notifier(&gm->migration_notifier);
+    if (gm->vm_state_entry) {
+        qemu_del_vm_change_state_handler(gm->vm_state_entry);
+    }
 }
 
 static void gmem_backend_class_init(ObjectClass *oc, const void *data)

@@ -10,12 +10,14 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
 #include <linux/kvm.h>
 #include "system/kvm.h"
 #include "system/guest-memfd.h"
 #include "system/ramblock.h"
 #include "system/memory.h"
 #include "system/address-spaces.h"
+#include "system/kvm_int.h"
 
 int64_t kvm_guest_memfd_supported_flags(void)
 {
@@ -39,6 +41,67 @@ bool kvm_private_memory_supported(void)
     }
     attrs = kvm_vm_check_extension(kvm_state, KVM_CAP_MEMORY_ATTRIBUTES);
     return attrs > 0 && (attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
+/*
+ * No capability tells whether KVM logs dirty pages of guest_memfd
+ * memslots, so ask: bind a one-page guest_memfd, mapped shared, to a
+ * memslot with dirty logging on, in a scratch VM of the default type
+ * (which is what this VM is when it has no private memory).
+ */
+static bool gmem_probe_dirty_log(void)
+{
+    const uint64_t gmem_flags = GUEST_MEMFD_FLAG_MMAP |
+                                GUEST_MEMFD_FLAG_INIT_SHARED;
+    size_t size = qemu_real_host_page_size();
+    struct kvm_create_guest_memfd create = {
+        .size = size,
+        .flags = gmem_flags,
+    };
+    struct kvm_userspace_memory_region2 region = {
+        .flags = KVM_MEM_GUEST_MEMFD | KVM_MEM_LOG_DIRTY_PAGES,
+        .memory_size = size,
+    };
+    bool ok = false;
+    void *host = MAP_FAILED;
+    int vm, gmem = -1;
+
+    if ((kvm_guest_memfd_supported_flags() & gmem_flags) != gmem_flags ||
+        kvm_private_memory_supported()) {
+        return false;
+    }
+    vm = ioctl(kvm_state->fd, KVM_CREATE_VM, 0);
+    if (vm < 0) {
+        return false;
+    }
+    gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+    if (gmem >= 0) {
+        host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
+    }
+    if (host != MAP_FAILED) {
+        region.userspace_addr = (uintptr_t)host;
+        region.guest_memfd = gmem;
+        ok = ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) == 0;
+        munmap(host, size);
+    }
+    if (gmem >= 0) {
+        close(gmem);
+    }
+    close(vm);
+    return ok;
+}
+
+bool kvm_guest_memfd_dirty_log_supported(void)
+{
+    static int supported = -1;
+
+    if (!kvm_state) {
+        return false;
+    }
+    if (supported < 0) {
+        supported = gmem_probe_dirty_log();
+    }
+    return supported;
 }
 
 typedef struct GmemBinding {

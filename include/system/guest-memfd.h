@@ -29,6 +29,17 @@ int64_t kvm_guest_memfd_supported_flags(void);
 bool kvm_private_memory_supported(void);
 
 /**
+ * kvm_guest_memfd_dirty_log_supported:
+ *
+ * Returns: whether KVM logs dirty pages of guest_memfd memslots of this
+ * VM (KVM_MEM_LOG_DIRTY_PAGES with KVM_MEM_GUEST_MEMFD), which migrating
+ * a running guest needs.  Linux up to 7.2 refuses it for every VM; the
+ * project's gmem-dirty-log kernel series allows it for VMs without private
+ * memory.  Found out once, on a scratch VM, and remembered.
+ */
+bool kvm_guest_memfd_dirty_log_supported(void);
+
+/**
  * kvm_guest_memfd_bind_range:
  * @rb: a RAM block whose host memory maps its guest_memfd
  *      (RAM_GUEST_MEMFD_MMAP)
