@@ -37,7 +37,8 @@ QTESTS = [
 ]
 
 # The rig first: the benchmark's smoke run uses the kernel it builds.
-E2E_MODULES = ["test_payload", "test_backend", "test_rig", "test_bench"]
+E2E_MODULES = ["test_payload", "test_backend", "test_migration", "test_rig",
+               "test_bench"]
 
 
 class Results:

@@ -68,6 +68,9 @@
 #define FLAG_HOTPLUG    2               /* then test a DIMM hot-plugged in slot 0 */
 #define FLAG_HP_PRIVATE 4               /* and make its first 2 MiB private, and
                                            read it again once it is ejected */
+#define FLAG_COUNTER    8               /* then, pass after pass, check and bump
+                                           a counter in every page of the first
+                                           range, see counter_loop */
 
 /* ACPI memory hotplug registers (docs/specs/acpi_mem_hotplug.rst) */
 #define MEMHP_BASE      0xa00
@@ -519,7 +522,10 @@ done:
         testl $FLAG_HOTPLUG, (ARGS + A_FLAGS)
         jz 1f
         call hotplug
-1:      testl $FLAG_HALT, (ARGS + A_FLAGS)
+1:      testl $FLAG_COUNTER, (ARGS + A_FLAGS)
+        jz 2f
+        call counter_loop
+2:      testl $FLAG_HALT, (ARGS + A_FLAGS)
         jnz halt
         xorl %eax, %eax
         movw $DEBUGEXIT, %dx
@@ -612,6 +618,42 @@ hotplug:
         call putline
 2:      ret
 
+/*
+ * FLAG_COUNTER: passes c = 1, 2, ... over the first range, which holds the
+ * guest pattern: in pass c every page's first word must be (address ^
+ * pattern ^ (c - 1)), and becomes (address ^ pattern ^ c).  Prints
+ * "COUNTER c" every 16 passes.  A page whose word is stale, such as a
+ * write that a migration lost, fails; nothing else ends it.
+ */
+counter_loop:
+        movl (ARGS + A_SEED), %eax
+        call make_pattern
+        movl $(ARGS + A_RANGES), %r13d
+        movq R_BASE(%r13), %r14
+        movq R_LEN(%r13), %r15
+        addq %r14, %r15
+        xorl %r12d, %r12d               /* r12 = c - 1 */
+1:      leaq 1(%r12), %r10              /* r10 = c */
+        movq %r14, %rdi
+2:      movq %rdi, %rax
+        xorq %r9, %rax
+        movq %rax, %rdx
+        xorq %r12, %rax
+        cmpq %rax, (%rdi)
+        jne fail_at
+        xorq %r10, %rdx
+        movq %rdx, (%rdi)
+        addq $4096, %rdi
+        cmpq %r15, %rdi
+        jb 2b
+        movq %r10, %r12
+        testq $15, %r12
+        jnz 1b
+        leaq msg_counter(%rip), %rsi
+        movq %r12, %rax
+        call putline
+        jmp 1b
+
 /* %rdi: address whose word is wrong, %rax: the word expected */
 fail_at:
         movq %rdi, %r14
@@ -664,6 +706,7 @@ msg_hp_pass:    .asciz "DIMM PASS pages="
 msg_hp_ejected: .asciz "DIMM EJECTED\n"
 msg_hp_private: .asciz "DIMM PRIVATE 2 MiB\n"
 msg_hp_gone:    .asciz "DIMM GONE, its first word reads "
+msg_counter:    .asciz "COUNTER "
 
         /*
          * The descriptors have their accessed bit set already: the GDT is in

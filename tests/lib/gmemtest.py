@@ -33,6 +33,7 @@ ARGS_MAGIC = 0x31414D47
 FLAG_HALT = 1
 FLAG_HOTPLUG = 2    # then test a DIMM hot-plugged in slot 0, eject it
 FLAG_HP_PRIVATE = 4  # and make its first 2 MiB private, read it once gone
+FLAG_COUNTER = 8    # then bump a counter in every page of range 0, forever
 KIND_GUEST = 0
 KIND_HOST = 1
 KIND_PRIVATE = 2
@@ -113,6 +114,21 @@ def pattern_mismatches(data, base, seed=DEFAULT_SEED):
     return [off for off in range(0, len(data), 4096)
             if struct.unpack_from("<Q", data, off)[0] !=
             pattern_word(base + off, seed)]
+
+
+def counter_passes(data, base, seed=DEFAULT_SEED):
+    """The passes of FLAG_COUNTER that data (guest memory of range 0, from
+    base) shows: (c_first, c_last), the counter in its first and last page.
+    A pass runs from the first page up, so each page holds c_first or
+    c_first - 1, never more or less; raises AssertionError if not."""
+    pat = (seed << 32) | seed
+    counts = [struct.unpack_from("<Q", data, off)[0] ^ (base + off) ^ pat
+              for off in range(0, len(data), 4096)]
+    first = counts[0]
+    for i, c in enumerate(counts):
+        assert c in (first, first - 1) and c <= counts[i - 1 if i else 0], \
+            "page 0x%x holds counter %d after %d" % (base + i * 4096, c, first)
+    return first, counts[-1]
 
 
 def host_pattern(base, length, seed):
@@ -243,7 +259,7 @@ class Qemu:
         self.dir = tempfile.mkdtemp(prefix="gmem-")
         self.debugcon = os.path.join(self.dir, "debugcon.txt")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
-        cpu = {"kvm": "host", "tcg": "max"}.get(accel)
+        cpu = {"kvm": "host", "tcg": "max"}.get(accel.split(",")[0])
         cmd = [QEMU, "-nodefaults", "-display", "none", "-accel", accel,
                "-machine", machine + extra_machine,
                "-chardev", "file,id=dc,path=" + self.debugcon,

@@ -55,19 +55,20 @@ class RigResult:
         self.wall = wall
 
 
-def run_rig(kernel, initramfs, words, timeout=900, mem="2G"):
+def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args=""):
     """Boot the rig, run words (a command, from the repository's root, in a
     chroot of this host's root) and power off.  The command can write
     files to $GM_RIG_RESULTS, which come back in RigResult.results; its
-    scratch space is $TMPDIR."""
+    scratch space is $TMPDIR.  kernel_args go on the rig kernel's command
+    line (e.g. "kvm.gmem_dirty_logging=0")."""
     for w in words:
         assert "," not in w and " " not in w, "rig commands cannot hold ',' or ' '"
     tmp = tempfile.mkdtemp(prefix="gmem-rig-")
     results = os.path.join(tmp, "results")
     os.mkdir(results)
     console = os.path.join(tmp, "console.txt")
-    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s" % (
-        ROOT, os.environ.get("HOME", "/root"), ",".join(words))
+    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s %s" % (
+        ROOT, os.environ.get("HOME", "/root"), ",".join(words), kernel_args)
     # Two NUMA nodes, a CPU and half the memory each, so that what tests
     # NUMA placement (guest_memfd's mbind) has nodes to place on.
     half = "%dM" % (int(mem[:-1]) * {"M": 1, "G": 1024}[mem[-1]] // 2)

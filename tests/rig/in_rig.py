@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Runs inside the rig (tests/rig/init): the test_* functions of a test
-module of tests/rig/ (rig_tests by default), one line each into
-/tmp/rig-results/results.txt: 'PASS|FAIL|SKIP name: detail', in the results folder ($GM_RIG_RESULTS).
+"""Runs inside the rig (tests/rig/init): the test_* functions of test
+modules of tests/rig/ (rig_tests by default), one line each into
+results.txt in the results folder ($GM_RIG_RESULTS):
+'PASS|FAIL|SKIP name: detail'.
 
-  in_rig.py [--module NAME] [SUBSTRING]
+  in_rig.py [--module NAME[:SUBSTRING]]... [SUBSTRING]
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -26,20 +27,27 @@ OUT = os.path.join(os.environ.get("GM_RIG_RESULTS", "/tmp/rig-results"),
 
 
 def main():
+    """in_rig.py [--module NAME[:SUBSTRING]]... [SUBSTRING]: the tests of
+    each module named (rig_tests if none), those whose name holds the
+    module's SUBSTRING, or the last argument's."""
     args = sys.argv[1:]
-    module = "rig_tests"
-    if args[:1] == ["--module"]:
-        module, args = args[1], args[2:]
-    select = args[0] if args else ""
-    mod = importlib.import_module(module)
-    tests = [(n, f) for n, f in vars(mod).items()
-             if n.startswith("test_") and inspect.isfunction(f)]
-    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
+    specs = []
+    while args[:1] == ["--module"]:
+        specs.append(args[1])
+        args = args[2:]
+    default = args[0] if args else ""
+    tests = []
+    for spec in specs or ["rig_tests"]:
+        module, _, select = spec.partition(":")
+        mod = importlib.import_module(module)
+        found = [(n, f) for n, f in vars(mod).items()
+                 if n.startswith("test_") and inspect.isfunction(f)]
+        found.sort(key=lambda t: t[1].__code__.co_firstlineno)
+        select = select or default
+        tests += [(n, f) for n, f in found if not select or select in n[5:]]
     with open(OUT, "w") as out:
         for fname, func in tests:
             name = fname[5:]
-            if select and select not in name:
-                continue
             t0 = time.time()
             try:
                 detail = func() or ""

@@ -63,7 +63,7 @@ def counts(out):
     return c if seen else None
 
 
-def run(name, *args):
+def run(name, *args, must_say=()):
     exe = os.path.join(selftests_dir(), name)
     if not os.access(exe, os.X_OK):
         raise Skip("%s was not built (tests/rig/build-selftests.sh)" % exe)
@@ -80,6 +80,8 @@ def run(name, *args):
         raise AssertionError("%s timed out after %ds: %s"
                              % (" ".join(cmd), TIMEOUT, tail(out)))
     out = p.stdout
+    for line in must_say:
+        assert line in out, "%s did not say %r: %s" % (name, line, tail(out))
     c = counts(out)
     if p.returncode == KSFT_SKIP and not (c and (c["fail"] or c["error"])):
         # It says it cannot run ("1..0 # SKIP reason").  The rig kernel is
@@ -126,7 +128,16 @@ def test_guest_memfd_test():
     over silently on a machine of one node (the rig has two)."""
     nodes = len([n for n in os.listdir("/sys/devices/system/node")
                  if re.match(r"node\d+$", n)])
-    return run("guest_memfd_test") + "; %d NUMA nodes" % nodes
+    # Dirty logging of guest_memfd memslots (kernel-patches/gmem-dirty-log),
+    # as the kernel's switch has it.
+    with open("/sys/module/kvm/parameters/gmem_dirty_logging") as f:
+        logging = f.read().strip() == "Y"
+    said = ["Dirty logging of guest_memfd: " + s for s in
+            (["bitmap ok", "ring ok"] if logging else
+             ["off (kvm.gmem_dirty_logging=0), refused"]) +
+            ["refused for VMs with private memory"]]
+    return run("guest_memfd_test", must_say=said) + "; %d NUMA nodes; " \
+        "dirty logging of guest_memfd %s" % (nodes, "on" if logging else "off")
 
 
 def test_private_mem_conversions_test():

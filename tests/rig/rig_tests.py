@@ -503,3 +503,93 @@ def test_seabios_in_sw_protected_guest():
               "confidential-guest-support=swp") as vm:
         out = wait_file(vm, log, "Booting from", 60)
         return [l for l in out.splitlines() if l.startswith("Booting from")][0]
+
+
+# -- migration: live where the kernel logs guest_memfd's dirty pages --------
+
+from migration import (GMEM, counter_vm, counters, kvm_logs_gmem_dirty_pages,  # noqa: E402
+                       wait_counter, wait_incoming, wait_migration)
+
+LIVE_SIZE = 128 * MiB
+LIVE_COUNTED = 16 * MiB
+
+
+def gmem_dirty_logging_param():
+    """The kernel series' switch (kvm.gmem_dirty_logging), or None if the
+    kernel does not have the series."""
+    try:
+        with open("/sys/module/kvm/parameters/gmem_dirty_logging") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return None
+
+
+def live_migration(accel):
+    """Migrate a running guest whose RAM is in guest_memfd while it keeps
+    bumping a counter in every page of 16 MiB; the destination's guest
+    goes on checking every page.  Where the kernel's switch is off, QEMU
+    refuses at once and the guest runs on."""
+    param = gmem_dirty_logging_param()
+    assert param is not None, "the rig kernel lacks kernel-patches/gmem-dirty-log"
+    logs = kvm_logs_gmem_dirty_pages()
+    assert logs == param, "KVM %s dirty pages of guest_memfd memslots with " \
+        "kvm.gmem_dirty_logging=%s" % ("logs" if logs else "does not log", param)
+    src = counter_vm("gmem", LIVE_SIZE, counted=LIVE_COUNTED, accel=accel)
+    with src.start():
+        wait_counter(src, 0)
+        sock = os.path.join(src.dir, "migrate.sock")
+        dst = counter_vm("gmem", LIVE_SIZE, counted=LIVE_COUNTED, accel=accel,
+                         incoming="unix:" + sock)
+        with dst.start():
+            if not param:
+                src.qmp.cmd("migrate", uri="unix:" + sock)
+                info = wait_migration(src)
+                assert info["status"] == "failed", info
+                assert GMEM + " 'm0' cannot be migrated while the guest runs" \
+                    in info.get("error-desc", ""), info
+                assert src.qmp.cmd("query-status")["status"] == "running"
+                wait_counter(src, counters(src)[-1])
+                return "refused: " + info["error-desc"]
+            src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 1000})
+            before = counters(src)[-1]
+            src.qmp.cmd("migrate", uri="unix:" + sock)
+            info = wait_migration(src, 600)
+            assert info["status"] == "completed", info
+            assert wait_incoming(dst)["status"] == "completed"
+            during = counters(src)[-1]
+            ram = info["ram"]
+            # The guest ran during the migration, KVM logged what it wrote,
+            # and QEMU sent those pages again.
+            assert during > before, "the guest did not run during migration"
+            assert ram["dirty-sync-count"] >= 2, ram
+            assert ram["normal"] > LIVE_COUNTED // 4096, ram
+            assert dst.qmp.cmd("query-status")["status"] == "running"
+            after = wait_counter(dst, during + 32, 300)
+            return ("%d passes during migration, %d dirty syncs, %d pages "
+                    "sent for %d written ones, downtime %d ms; counter %d "
+                    "after" % (during - before, ram["dirty-sync-count"],
+                               ram["normal"], LIVE_COUNTED // 4096,
+                               info.get("downtime", -1), after))
+
+
+def test_live_migration():
+    """Live migration with KVM's dirty bitmap."""
+    return live_migration("kvm")
+
+
+def test_live_migration_dirty_ring():
+    """Live migration with KVM's dirty ring (-accel kvm,dirty-ring-size=)."""
+    return live_migration("kvm,dirty-ring-size=4096")
+
+
+def test_private_memory_blocks_migration():
+    """mmap=off keeps private pages the host cannot read: migrate and
+    savevm are refused at once, naming the backend and saying why."""
+    with Qemu(SWP_ARGS, extra_machine=SWP_MACHINE, payload=None) as vm:
+        resp = vm.qmp.send("migrate", uri="file:" + os.path.join(vm.dir, "s"))
+        want = ("memory-backend-guest-memfd 'ram0' cannot be migrated or "
+                "snapshotted: with mmap=off the guest's private pages")
+        assert "error" in resp and want in resp["error"]["desc"], resp
+        out = vm.qmp.hmp("savevm s0")
+        assert want in out, out
+        return resp["error"]["desc"]
