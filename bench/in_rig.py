@@ -4,10 +4,12 @@ rig (bench/run.py boots it): conversion throughput (part 3) and the host
 footprint after a conversion storm (part 4).  Writes its figures as JSON
 to $GM_RIG_RESULTS/bench.json.
 
-  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES
+  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE
 
 CHUNKS are conversion sizes (4K+64K+2M+1G: the rig's command line cannot
-hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G).
+hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G);
+MIGRATION_SIZE the guest RAM of part 5 (live migration, the rig kernel
+logging guest_memfd's dirty pages).
 
 Part 3 times conversions in the guest's hypercalls through QEMU: the
 payload (KIND_BENCH) brackets each pass with a hypercall that QEMU
@@ -29,8 +31,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
-from gmemtest import (FLAG_HALT, KIND_BENCH, KIND_GUEST, KIND_PRIVATE,  # noqa: E402
-                      KIND_SHARED, Qemu, meminfo, payload_args, payload_result)
+from gmemtest import (FLAG_COUNTER, FLAG_HALT, KIND_BENCH, KIND_GUEST,  # noqa: E402
+                      KIND_PRIVATE, KIND_SHARED, Qemu, meminfo, payload_args,
+                      payload_result)
+from migration import (assert_no_failure, counters, ram_args,  # noqa: E402
+                       wait_counter, wait_incoming, wait_migration)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -154,6 +159,60 @@ def footprint(mode, size, rng):
     return {"held": held, "anon": anon, "private": private}
 
 
+WRITTEN = 32 * MiB          # what the guest keeps writing in part 5
+
+
+def migration_run(kind, size, writing):
+    """Migrate a guest of size bytes of RAM (all of it written once) from
+    one QEMU to another, both with kind RAM, over a unix socket, the guest
+    idle (halted) or writing WRITTEN bytes over and over; the guest checks
+    every page it writes on the destination.  Returns QEMU's total time
+    and downtime, in ms."""
+    ranges = [(MiB, WRITTEN, KIND_GUEST, 0),
+              (MiB + WRITTEN, size - MiB - WRITTEN, KIND_GUEST, 0)]
+    flags = FLAG_HALT | (FLAG_COUNTER if writing else 0)
+    blob = payload_args(ranges, flags=flags)
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    sock = os.path.join(tmp, "bench-migrate.sock")
+    src = Qemu(ram_args(kind, size), args_blob=blob,
+               extra_machine=",memory-backend=m0")
+    dst = Qemu(ram_args(kind, size) + ["-incoming", "unix:" + sock],
+               args_blob=blob, extra_machine=",memory-backend=m0")
+    with src, dst:
+        out = src.wait_output("RESULT ", 600)
+        if not payload_result(out).startswith("RESULT PASS"):
+            raise RuntimeError("payload: %s" % payload_result(out))
+        if writing:
+            wait_counter(src, 0)
+        # The same settings for every backend: no bandwidth cap, and a
+        # downtime the writing guest's WRITTEN bytes can meet.
+        src.qmp.cmd("migrate-set-parameters", **{
+            "max-bandwidth": 64 << 30, "downtime-limit": 1000})
+        src.qmp.cmd("migrate", uri="unix:" + sock)
+        info = wait_migration(src, 600)
+        if info["status"] != "completed" or \
+                wait_incoming(dst)["status"] != "completed":
+            raise RuntimeError("migration %s: %s" % (info["status"],
+                                                     info.get("error-desc")))
+        if writing:
+            wait_counter(dst, counters(src)[-1] + 16)
+        assert_no_failure(dst)
+    return info["total-time"], info["downtime"]
+
+
+def migrations(size, runs):
+    """Part 5: the backends interleaved, run by run."""
+    res = []
+    for writing in (False, True):
+        times = {"gmem": [], "memfd": []}
+        for _ in range(runs):
+            for kind in ("gmem", "memfd"):
+                times[kind].append(migration_run(kind, size, writing))
+        res.append({"size": size, "writing": writing, "written": WRITTEN,
+                    "runs": times})
+    return res
+
+
 def main():
     program, runs = sys.argv[1], int(sys.argv[2])
     chunks = [parse_size(s) for s in sys.argv[3].split("+")]
@@ -171,6 +230,8 @@ def main():
             res["footprint"].append(dict(mode=mode, size=size, runs=[
                 footprint(mode, size, rng) for _ in range(runs)]))
         print("bench: footprint at %d bytes done" % size, flush=True)
+    res["migration"] = migrations(parse_size(sys.argv[5]), runs)
+    print("bench: migrations done", flush=True)
     with open(os.path.join(os.environ["GM_RIG_RESULTS"], "bench.json"), "w") as f:
         json.dump(res, f)
     return 0

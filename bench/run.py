@@ -20,6 +20,10 @@
 4. In the rig: host memory held per byte of guest RAM once every page
    has been written, in shared mode and in private mode after a storm of
    conversions, at several RAM sizes.
+5. In the rig (its kernel logs guest_memfd's dirty pages): live
+   migration of a guest whose RAM is memory-backend-guest-memfd against
+   memory-backend-memfd, total time and downtime, the guest idle and
+   writing.
 
 Each figure is the median of several runs, with min and max.  Writes the
 tables to build/bench/results.md and a plot to build/bench/results.png.
@@ -165,12 +169,17 @@ def rig_parts(opts, floors, out, plot):
         out()
         out("Skipped (the rig cannot be built): " + why)
         out()
+        out("## 5. Live migration in the rig")
+        out()
+        out("Skipped (the rig cannot be built): " + why)
+        out()
         return
     # The rig's command line cannot hold commas.
     words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
              str(opts.runs), opts.chunks.replace(",", "+"),
-             opts.footprint_sizes.replace(",", "+")]
-    rig = run_rig(kernel, initramfs, words, timeout=3600, mem="3G")
+             opts.footprint_sizes.replace(",", "+"), opts.migration_size]
+    # Part 5 holds two guests' RAM at once.
+    rig = run_rig(kernel, initramfs, words, timeout=3600, mem="4G")
     if "bench.json" not in rig.results:
         # The rig ran: a benchmark that fails there is a failure.
         raise RuntimeError("the rig's benchmark failed (%.0fs): %s" % (
@@ -220,6 +229,29 @@ def rig_parts(opts, floors, out, plot):
             fmt([r["held"] for r in runs], lambda v: "%d MiB" % (v // MiB)),
             runs[0]["private"] // MiB,
             fmt([r["anon"] for r in runs], lambda v: "%d MiB" % (v // MiB))))
+    out()
+    out("## 5. Live migration in the rig (lower is better; goal: within 5% of memfd)")
+    out()
+    out("A guest whose RAM is all written once, migrated to a second QEMU in the "
+        "rig over a unix socket (no bandwidth cap, downtime limit 1 s), idle "
+        "(halted) or writing %d MiB over and over; the runs of the two backends "
+        "interleaved.  The rig's kernel logs dirty pages of guest_memfd memslots "
+        "(kernel-patches/gmem-dirty-log)." % (res["migration"][0]["written"] // MiB))
+    out()
+    out("| RAM | guest | backend | total time (ms) | vs memfd | downtime (ms) | vs memfd |")
+    out("| --- | --- | --- | --- | --- | --- | --- |")
+    for m in res["migration"]:
+        base = m["runs"]["memfd"]
+        for kind, name in (("gmem", "guest-memfd"), ("memfd", "memfd")):
+            runs = m["runs"][kind]
+            out("| %s | %s | %s | %s | %.2f | %s | %.2f |" % (
+                human(m["size"]), "writing" if m["writing"] else "idle", name,
+                fmt([r[0] for r in runs], lambda v: "%d" % v),
+                statistics.median(r[0] for r in runs) /
+                statistics.median(r[0] for r in base),
+                fmt([r[1] for r in runs], lambda v: "%d" % v),
+                statistics.median(r[1] for r in runs) /
+                max(1, statistics.median(r[1] for r in base))))
     out()
 
 
@@ -288,11 +320,14 @@ def main():
                     help="conversion sizes of part 3")
     ap.add_argument("--footprint-sizes", default="256M,512M,1G",
                     help="guest RAM sizes of part 4")
+    ap.add_argument("--migration-size", default="1G",
+                    help="guest RAM of part 5")
     ap.add_argument("--smoke", action="store_true")
     opts = ap.parse_args()
     if opts.smoke:
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
         opts.chunks, opts.footprint_sizes = "4K", "256M"
+        opts.migration_size = "128M"
     sizes = [parse_size(s) for s in opts.sizes.split(",")]
     require_gmem_mmap()
     floors = build_floors()

@@ -31,4 +31,8 @@ def test_bench_smoke():
     foot = [l for l in p.stdout.splitlines()
             if l.startswith("| 256 MiB | shared |") or l.startswith("| 256 MiB | private |")]
     assert len(foot) == 2, p.stdout
-    return "%d start-up rows, preallocation, conversions and footprint tables, plot" % len(rows)
+    mig = [l for l in p.stdout.splitlines()
+           if l.startswith("| 128 MiB | idle |") or l.startswith("| 128 MiB | writing |")]
+    assert len(mig) == 4, p.stdout
+    return "%d start-up rows, preallocation, conversions, footprint and " \
+        "migration tables, plot" % len(rows)

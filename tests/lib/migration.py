@@ -77,9 +77,21 @@ def wait_counter(vm, above, timeout=120):
                                                          vm.errors()))
         if time.time() > deadline:
             raise RuntimeError("the guest's counter stayed at %r for %ds; "
-                               "console tail: %r" % (seen[-1:], timeout,
-                                                     vm.output()[-300:]))
+                               "console tail: %r; %s" % (
+                                   seen[-1:], timeout, vm.output()[-300:],
+                                   vm_state(vm)))
         time.sleep(0.05)
+
+
+def vm_state(vm):
+    """What QEMU says of the VM and its first vCPU, for a failure's message."""
+    try:
+        status = vm.qmp.cmd("query-status")["status"]
+        rip = [w for w in vm.qmp.hmp("info registers").split()
+               if w.startswith("RIP=")]
+        return "status %s, %s" % (status, rip[0] if rip else "no RIP")
+    except Exception as e:
+        return "QEMU does not answer (%s)" % e
 
 
 def wait_migration(vm, timeout=300):
