@@ -15,7 +15,9 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
+import shutil
 import struct
+import tempfile
 import time
 
 from gmemtest import (DEFAULT_SEED, Skip, pattern_word, require_gmem_mmap)
@@ -53,8 +55,11 @@ def goes_on(vm, data, counter):
     got = vm.read_memory(BASE, COUNTED)
     assert got == data, "RAM differs from the saved RAM (counter %d in the " \
         "first page, want %d)" % (snapshot_counter(got), counter)
+    # Only what the guest prints from now on: a snapshot loaded into the
+    # same QEMU follows output of the guest's earlier life.
+    since = len(vm.output())
     vm.qmp.cmd("cont")
-    return wait_counter(vm, counter + PASSES)
+    return wait_counter(vm, counter + PASSES, since=since)
 
 
 def snapshot_counter(data):
@@ -83,10 +88,26 @@ def add_qcow2(vm, size=16 * MiB):
                **{"node-name": "d0"})
 
 
+def snapshot_job(vm, job, **args):
+    """Run a snapshot-save/-load job over QMP to its end."""
+    vm.qmp.cmd(job, **{"job-id": job, "tag": "s3", "vmstate": "d0",
+                       "devices": ["d0"]}, **args)
+    deadline = time.time() + 60
+    while True:
+        jobs = {j["id"]: j for j in vm.qmp.cmd("query-jobs")}
+        if jobs[job]["status"] == "concluded":
+            break
+        assert time.time() < deadline, jobs
+        time.sleep(0.05)
+    assert "error" not in jobs[job], jobs[job]
+    vm.qmp.cmd("job-dismiss", id=job)
+
+
 def test_savevm_loadvm():
     """savevm of a stopped guest, and of a running one (savevm stops it
-    while it saves); loadvm in the same QEMU: RAM is as saved and the
-    guest runs on from the snapshot."""
+    while it saves); loadvm in the same QEMU; snapshot-save and
+    snapshot-load, the QMP jobs: RAM is as saved each time and the guest
+    runs on from the snapshot."""
     require_gmem_mmap()
     with started(counter_vm("gmem", SIZE)) as vm:
         add_qcow2(vm)
@@ -106,7 +127,43 @@ def test_savevm_loadvm():
         out = vm.qmp.hmp("loadvm s1")
         assert out == "", "loadvm: " + out
         after = goes_on(vm, data, counter)
-        return "counter %d saved, %d after loadvm" % (counter, after)
+
+        data3, counter3 = stopped_state(vm)
+        snapshot_job(vm, "snapshot-save")
+        vm.qmp.cmd("cont")
+        wait_counter(vm, counter3 + PASSES)
+        vm.qmp.cmd("stop")
+        snapshot_job(vm, "snapshot-load")
+        goes_on(vm, data3, counter3)
+        return "counter %d saved, %d after loadvm; snapshot-save at %d" % (
+            counter, after, counter3)
+
+
+def test_savevm_restored_into_new_qemu():
+    """A snapshot that savevm took of a guest on guest_memfd RAM, loaded
+    by a new QEMU (-loadvm) whose RAM is guest_memfd, memfd or anonymous
+    memory: RAM is as saved and the guest runs on."""
+    require_gmem_mmap()
+    with started(counter_vm("gmem", SIZE)) as vm:
+        add_qcow2(vm)
+        data, counter = stopped_state(vm)
+        out = vm.qmp.hmp("savevm s1")
+        assert out == "", "savevm: " + out
+        # The QEMU's folder goes with it: keep the image.
+        kept = os.path.join(tempfile.gettempdir(), "gmem-snap-%d.qcow2" % os.getpid())
+        shutil.copyfile(os.path.join(vm.dir, "snap.qcow2"), kept)
+    try:
+        done = []
+        for kind in ("gmem", "memfd", "ram"):
+            new = counter_vm(kind, SIZE, paused=True, extra=[
+                "-blockdev", "driver=file,filename=%s,node-name=f0" % kept,
+                "-blockdev", "driver=qcow2,file=f0,node-name=d0",
+                "-loadvm", "s1"])
+            with new.start():
+                done.append("%s: %d" % (kind, goes_on(new, data, counter)))
+        return "saved at %d; after: %s" % (counter, ", ".join(done))
+    finally:
+        os.unlink(kept)
 
 
 def migrate_stopped(src_kind, dst_kind, transport):
@@ -148,6 +205,11 @@ def test_migrate_stopped_to_file_gmem_to_memfd():
 
 def test_migrate_stopped_over_socket_gmem_to_gmem():
     return migrate_stopped("gmem", "gmem", "socket")
+
+
+def test_migrate_stopped_to_file_gmem_to_ram():
+    """Off guest_memfd onto anonymous memory (memory-backend-ram)."""
+    return migrate_stopped("gmem", "ram", "file")
 
 
 def test_migrate_stopped_over_socket_memfd_to_gmem():

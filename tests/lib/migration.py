@@ -30,8 +30,9 @@ GUEST_MEMFD_FLAGS = 3            # MMAP | INIT_SHARED
 
 
 def ram_args(kind, size, mem_id="m0"):
-    """The -object for the guest's RAM: kind is 'gmem' or 'memfd'."""
-    backend = {"gmem": GMEM, "memfd": "memory-backend-memfd"}[kind]
+    """The -object for the guest's RAM: kind is 'gmem', 'memfd' or 'ram'."""
+    backend = {"gmem": GMEM, "memfd": "memory-backend-memfd",
+               "ram": "memory-backend-ram"}[kind]
     return ["-object", "%s,id=%s,size=%d" % (backend, mem_id, size),
             "-m", "%dM" % (size // MiB)]
 
@@ -53,9 +54,10 @@ def counter_vm(kind, size, counted=None, incoming=None, extra=(),
                 extra_machine=",memory-backend=m0" + machine)
 
 
-def counters(vm):
-    """The counters the guest printed so far, in order."""
-    return [int(x, 16) for x in COUNTER.findall(vm.output())]
+def counters(vm, since=0):
+    """The counters the guest printed so far (after the first `since`
+    characters of its output), in order."""
+    return [int(x, 16) for x in COUNTER.findall(vm.output()[since:])]
 
 
 def assert_no_failure(vm):
@@ -64,12 +66,13 @@ def assert_no_failure(vm):
         [line for line in out.splitlines() if "RESULT FAIL" in line][0]
 
 
-def wait_counter(vm, above, timeout=120):
-    """Wait until the guest prints a counter above `above`; return it."""
+def wait_counter(vm, above, timeout=120, since=0):
+    """Wait until the guest prints a counter above `above` (after the first
+    `since` characters of its output); return it."""
     deadline = time.time() + timeout
     while True:
         assert_no_failure(vm)
-        seen = counters(vm)
+        seen = counters(vm, since)
         if seen and seen[-1] > above:
             return seen[-1]
         if vm.proc.poll() is not None:

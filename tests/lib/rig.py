@@ -83,16 +83,30 @@ def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args=""):
            "-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on",
            "-virtfs", "local,path=%s,mount_tag=results,security_model=none" % results]
     t0 = time.time()
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, universal_newlines=True,
-                           timeout=timeout)
-        qemu_out = p.stdout
-    except subprocess.TimeoutExpired:
-        qemu_out = "rig timed out after %ds" % timeout
+    retried = ""
+    for attempt in (1, 2):
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, universal_newlines=True,
+                               timeout=timeout)
+            qemu_out = p.stdout
+        except subprocess.TimeoutExpired:
+            qemu_out = "rig timed out after %ds" % timeout
+            break
+        with open(console, errors="replace") as f:
+            started = "running " in f.read()
+        # TCG itself, with two vCPUs, has been seen to abort while the
+        # rig kernel boots ("iotlb_to_section: Assertion `section_index <
+        # d->map.sections_nb' failed"), before our command starts: boot
+        # once more, and say so.  A crash once the command runs counts.
+        if p.returncode >= 0 or started or attempt == 2:
+            break
+        retried = "rig: booted again: the rig's QEMU died (%d) before the " \
+            "command started: %s\n" % (p.returncode, qemu_out.strip()[-300:])
+        print("# " + retried.strip(), flush=True)
     wall = time.time() - t0
     with open(console, errors="replace") as f:
-        log = f.read() + qemu_out
+        log = retried + f.read() + qemu_out
     files = {}
     for name in os.listdir(results):
         with open(os.path.join(results, name), errors="replace") as f:
