@@ -253,6 +253,10 @@ def rig_parts(opts, floors, out, plot):
                 statistics.median(r[1] for r in runs) /
                 max(1, statistics.median(r[1] for r in base))))
     out()
+    retried = [r for m in res["migration"] for r in m["retried"]]
+    out("Runs done again after the destination failed: %d%s" % (
+        len(retried), "".join("\n- " + r for r in retried)))
+    out()
 
 
 def rate(v):

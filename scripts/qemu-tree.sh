@@ -47,8 +47,9 @@ link_overlay() {
     ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
     ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
         "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
-    # The overlay's headers, where QEMU's code expects them.
-    (cd "$GM_ROOT" && find include -name '*.h') | while read -r h; do
+    # The overlay's headers, where QEMU's code expects them: include/ for
+    # the generic ones, target/ for what a target's own code includes.
+    (cd "$GM_ROOT" && find include target -name '*.h') | while read -r h; do
         [ -e "$QEMU_SRC/$h" ] && [ ! -L "$QEMU_SRC/$h" ] &&
             gm_die "overlay header $h would replace QEMU's own"
         ln -sfn "$GM_ROOT/$h" "$QEMU_SRC/$h"

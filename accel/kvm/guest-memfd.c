@@ -1,8 +1,15 @@
 /*
- * guest_memfd: what KVM offers, for the guest_memfd memory backend
+ * guest_memfd and KVM: what the memory backend and the confidential
+ * guests need of the accelerator
  *
- * The backend is target-independent code, like QEMU's other memory
- * backends; KVM's capability checks are per-target, so they live here.
+ * What KVM offers (guest_memfd flags, private memory, dirty logging of
+ * guest_memfd memslots); which memslot each range of a mapped guest_memfd
+ * is bound to; the conversion engine, which turns "make this range
+ * private/shared" into KVM_SET_MEMORY_ATTRIBUTES and discards through
+ * RamBlockAttributes; the record of what is private; and the hand-off of
+ * KVM_EXIT_MEMORY_FAULT to the confidential guest.  The backend is
+ * target-independent code, like QEMU's other memory backends; all of this
+ * is per-target, so it lives here.
  *
  * Copyright (c) 2026 The guest-memfd project authors
  *
@@ -225,6 +232,7 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
         RAMBlock *rb;
         ram_addr_t offset;
         unsigned long first, last, shared, *bitmap;
+        KvmGuestMemfdRangeState this;
 
         len = gmem_private_section(gpa + done, size - done, &rb, &offset);
         if (!len || !rb->attributes) {
@@ -235,12 +243,14 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
         bitmap = rb->attributes->bitmap;
         shared = find_next_zero_bit(bitmap, last, first) == last;
         if (!shared && find_next_bit(bitmap, last, first) != last) {
-            return 2;
+            return KVM_GUEST_MEMFD_RANGE_MIXED;
         }
-        if (state >= 0 && state != !shared) {
-            return 2;
+        this = shared ? KVM_GUEST_MEMFD_RANGE_SHARED :
+                        KVM_GUEST_MEMFD_RANGE_PRIVATE;
+        if (state >= 0 && state != this) {
+            return KVM_GUEST_MEMFD_RANGE_MIXED;
         }
-        state = !shared;
+        state = this;
     }
     return state;
 }

@@ -1,5 +1,8 @@
 /*
- * guest_memfd: what KVM offers, for the guest_memfd memory backend
+ * guest_memfd: the memory backend's type name, and what the backend and
+ * the confidential guests use of KVM (accel/kvm/guest-memfd.c): its
+ * capabilities, the memslot bindings of mapped guest_memfds, the
+ * conversion engine and the hand-off of memory-fault exits
  *
  * Copyright (c) 2026 The guest-memfd project authors
  *
@@ -130,29 +133,21 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
  */
 bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size);
 
+/* What the RamBlockAttributes of a range record */
+typedef enum KvmGuestMemfdRangeState {
+    KVM_GUEST_MEMFD_RANGE_SHARED,       /* all of it shared */
+    KVM_GUEST_MEMFD_RANGE_PRIVATE,      /* all of it private */
+    KVM_GUEST_MEMFD_RANGE_MIXED,        /* some of each */
+} KvmGuestMemfdRangeState;
+
 /**
  * kvm_guest_memfd_range_state:
  * @gpa, @size: a page-aligned range of guest physical memory
  *
- * Returns: what the RamBlockAttributes of the range record: 1 if all of
- * it is private, 0 if all of it is shared, 2 if it is mixed; -EINVAL if
- * some of it is not private-capable guest_memfd RAM.
+ * Returns: a KvmGuestMemfdRangeState, or -EINVAL if some of the range is
+ * not private-capable guest_memfd RAM.
  */
 int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
-
-struct kvm_run;
-
-/**
- * sw_protected_guest_map_gpa_range:
- * @run: the vCPU's kvm_run, after a KVM_HC_MAP_GPA_RANGE hypercall exit
- *
- * Carry out a software-protected guest's conversion request and put the
- * result (0 or a negative errno) in the guest's RAX.
- *
- * Returns: 0 when the exit is handled, -ENOSYS if the machine is not a
- * sw-protected-guest.
- */
-int sw_protected_guest_map_gpa_range(struct kvm_run *run);
 
 /**
  * kvm_guest_memfd_set_slot_attributes:

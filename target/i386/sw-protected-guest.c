@@ -40,6 +40,7 @@
 #include "system/ramblock.h"
 #include "exec/cpu-common.h"
 #include "target/i386/confidential-guest.h"
+#include "target/i386/sw-protected-guest.h"
 #include "target/i386/kvm/kvm_i386.h"
 #include "trace/trace-overlay.h"
 
@@ -163,7 +164,9 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
         ret = kvm_set_memory_attributes_shared(gpa, size);
         what = "not RAM, made shared";
         swp->faults_no_ram += !ret;
-    } else if (state >= 0 && state != private) {
+    } else if (state >= 0 &&
+               state != (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
+                                   KVM_GUEST_MEMFD_RANGE_SHARED)) {
         what = "raced with a conversion, retried";
         swp->faults_retried++;
     } else {

@@ -8,7 +8,7 @@ import os
 import struct
 import time
 
-from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, Qemu, gmem_fds, mappings,
+from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, gmem_fds, mappings,
                       meminfo, payload_args, pattern_mismatches,
                       pattern_word, payload_result,
                       require_gmem_mmap, run_qemu, DEFAULT_SEED)
@@ -213,6 +213,24 @@ def test_dump_and_dirty_rate():
             word = struct.pack("<Q", pattern_word(addr, DEFAULT_SEED))
             assert word in data, "page 0x%x's word is not in the dump" % addr
         return "dump of %d MiB" % (len(data) // MiB)
+
+
+def test_default_machine_is_q35():
+    """The lean device set has no i440fx machine: q35 is the default
+    (hook 0014), so the documented command lines work without a machine
+    type: the payload runs from guest_memfd and exits through
+    isa-debug-exit with its pass code (1)."""
+    rc, out = run_qemu(["-machine", "help"])
+    default = [l for l in out.splitlines() if "(default)" in l]
+    assert rc == 0 and len(default) == 1 and default[0].startswith("pc-q35-"), out
+    require_gmem_mmap()
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm"] +
+                       gmem_obj("m0", 64 * MiB) +
+                       ["-machine", "memory-backend=m0", "-m", "64M",
+                        "-bios", PAYLOAD,
+                        "-device", "isa-debug-exit,iobase=0xf4,iosize=1"])
+    assert rc == 1, "exit code %d (1 is the payload's pass): %s" % (rc, out)
+    return default[0].strip()
 
 
 def expect_error(args, needle, accel="kvm"):

@@ -217,6 +217,11 @@ def test_migrate_stopped_over_socket_memfd_to_gmem():
     return migrate_stopped("memfd", "gmem", "socket")
 
 
+def test_migrate_stopped_over_socket_ram_to_gmem():
+    """Onto guest_memfd from anonymous memory (memory-backend-ram)."""
+    return migrate_stopped("ram", "gmem", "socket")
+
+
 def require_no_gmem_dirty_log():
     require_gmem_mmap()
     if kvm_logs_gmem_dirty_pages():

@@ -92,7 +92,9 @@ def vm_state(vm):
         status = vm.qmp.cmd("query-status")["status"]
         rip = [w for w in vm.qmp.hmp("info registers").split()
                if w.startswith("RIP=")]
-        return "status %s, %s" % (status, rip[0] if rip else "no RIP")
+        return "status %s, %s; stderr: %s" % (
+            status, rip[0] if rip else "no RIP",
+            " | ".join(vm.errors().strip().splitlines()[:6]))
     except Exception as e:
         return "QEMU does not answer (%s)" % e
 
