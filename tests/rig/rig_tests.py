@@ -586,7 +586,8 @@ def test_live_migration_dirty_ring():
 
 def test_private_memory_blocks_migration():
     """mmap=off keeps private pages the host cannot read: migrate and
-    savevm are refused at once, naming the backend and saying why."""
+    savevm are refused at once, naming the backend and saying why, and
+    -only-migratable refuses the backend."""
     with Qemu(SWP_ARGS, extra_machine=SWP_MACHINE, payload=None) as vm:
         resp = vm.qmp.send("migrate", uri="file:" + os.path.join(vm.dir, "s"))
         want = ("memory-backend-guest-memfd 'ram0' cannot be migrated or "
@@ -594,4 +595,10 @@ def test_private_memory_blocks_migration():
         assert "error" in resp and want in resp["error"]["desc"], resp
         out = vm.qmp.hmp("savevm s0")
         assert want in out, out
-        return resp["error"]["desc"]
+    # And -only-migratable refuses the backend.
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
+                        "-only-migratable"] + SWP_ARGS +
+                       ["-machine", "q35" + SWP_MACHINE])
+    assert rc == 1 and "disallowing migration blocker (--only-migratable) " \
+        "for: " + want in out, (rc, out)
+    return resp["error"]["desc"]
