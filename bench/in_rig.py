@@ -35,7 +35,7 @@ from gmemtest import (FLAG_COUNTER, FLAG_HALT, KIND_BENCH, KIND_GUEST,  # noqa: 
                       KIND_PRIVATE, KIND_SHARED, Qemu, meminfo, payload_args,
                       payload_result)
 from migration import (assert_no_failure, counters, ram_args,  # noqa: E402
-                       wait_counter, wait_incoming, wait_migration)
+                       wait_counter, wait_migration)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -191,7 +191,7 @@ def migration_run(kind, size, writing):
         src.qmp.cmd("migrate", uri="unix:" + sock)
         info = wait_migration(src, 600)
         if info["status"] != "completed" or \
-                wait_incoming(dst)["status"] != "completed":
+                wait_migration(dst)["status"] != "completed":
             raise RuntimeError("migration %s: %s" % (info["status"],
                                                      info.get("error-desc")))
         if writing:

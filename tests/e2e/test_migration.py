@@ -23,7 +23,7 @@ import time
 from gmemtest import (DEFAULT_SEED, Skip, pattern_word, require_gmem_mmap)
 from migration import (BASE, GMEM, MiB, assert_no_failure, counter_vm,
                        counters, kvm_logs_gmem_dirty_pages, snapshot,
-                       wait_counter, wait_incoming, wait_migration)
+                       wait_counter, wait_migration)
 
 SIZE = 32 * MiB
 COUNTED = SIZE - BASE
@@ -186,7 +186,7 @@ def migrate_stopped(src_kind, dst_kind, transport):
                 src.qmp.cmd("migrate", uri=uri)
                 info = wait_migration(src)
                 assert info["status"] == "completed", info
-            assert wait_incoming(dst)["status"] == "completed"
+            assert wait_migration(dst)["status"] == "completed"
             assert src.qmp.cmd("query-status")["status"] == "postmigrate"
             after = goes_on(dst, data, counter)
             assert_no_failure(src)

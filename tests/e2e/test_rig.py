@@ -47,6 +47,16 @@ def wanted(prefix, select):
     return None
 
 
+def build_rig_and_selftests():
+    """The rig, and Linux's KVM selftests built from its kernel's tree:
+    (kernel, initramfs, None), or a reason as the third if either cannot
+    be built."""
+    kernel, initramfs, why = build_rig()
+    if not why:
+        _, why = run_build("tests/rig/build-selftests.sh", "the KVM selftests")
+    return kernel, initramfs, why
+
+
 def run_all(report, select=""):
     sub = wanted("rig", select)
     if sub is not None:
@@ -63,9 +73,7 @@ def run_all(report, select=""):
     # from the rig kernel's tree (tests/rig/build-selftests.sh).
     sub = wanted("kvm-selftests", select)
     if sub is not None:
-        kernel, initramfs, why = build_rig()
-        if not why:
-            _, why = run_build("tests/rig/build-selftests.sh", "the KVM selftests")
+        kernel, initramfs, why = build_rig_and_selftests()
         if why:
             report("SKIP", "kvm-selftests/all", why)
         else:
@@ -77,9 +85,7 @@ def run_all(report, select=""):
         sub = wanted(name, select)
         if sub is None:
             continue
-        kernel, initramfs, why = build_rig()
-        if not why:
-            _, why = run_build("tests/rig/build-selftests.sh", "the KVM selftests")
+        kernel, initramfs, why = build_rig_and_selftests()
         if why:
             report("SKIP", name + "/all", why)
         else:

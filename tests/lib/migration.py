@@ -6,6 +6,7 @@ restore got wrong makes the guest itself fail.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import ctypes
 import fcntl
 import mmap
 import os
@@ -100,7 +101,9 @@ def vm_state(vm):
 
 
 def wait_migration(vm, timeout=300):
-    """Wait until the migration on vm ends; return query-migrate."""
+    """Wait until the migration on vm ends, outgoing or incoming (a
+    destination reports its load through query-migrate too); return
+    query-migrate."""
     deadline = time.time() + timeout
     while True:
         info = vm.qmp.cmd("query-migrate")
@@ -108,19 +111,6 @@ def wait_migration(vm, timeout=300):
             return info
         assert time.time() < deadline, "migration still %r after %ds" % (
             info.get("status"), timeout)
-        time.sleep(0.05)
-
-
-def wait_incoming(vm, timeout=300):
-    """Wait until the destination has loaded the state; return its
-    query-migrate status."""
-    deadline = time.time() + timeout
-    while True:
-        info = vm.qmp.cmd("query-migrate")
-        status = info.get("status")
-        if status in ("completed", "failed"):
-            return info
-        assert time.time() < deadline, "incoming migration still %r" % status
         time.sleep(0.05)
 
 
@@ -152,7 +142,9 @@ def kvm_logs_gmem_dirty_pages():
         except OSError:
             os.close(gmem)
             return None
-        addr = struct.unpack("<Q", struct.pack("<q", _address_of(m)))[0]
+        view = ctypes.c_char.from_buffer(m)
+        addr = ctypes.addressof(view)
+        del view                    # m cannot close while it is exported
         region = bytearray(struct.pack("<IIQQQQII112x", 0,
                              KVM_MEM_GUEST_MEMFD | KVM_MEM_LOG_DIRTY_PAGES,
                              0, 4096, addr, 0, gmem, 0))
@@ -166,8 +158,3 @@ def kvm_logs_gmem_dirty_pages():
         return ok
     finally:
         os.close(vm)
-
-
-def _address_of(m):
-    import ctypes
-    return ctypes.addressof(ctypes.c_char.from_buffer(m))

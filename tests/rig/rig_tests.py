@@ -508,7 +508,7 @@ def test_seabios_in_sw_protected_guest():
 # -- migration: live where the kernel logs guest_memfd's dirty pages --------
 
 from migration import (GMEM, counter_vm, counters, kvm_logs_gmem_dirty_pages,  # noqa: E402
-                       wait_counter, wait_incoming, wait_migration)
+                       wait_counter, wait_migration)
 
 # The guest writes all of its RAM above 1 MiB, over and over, and QEMU
 # must converge within the downtime limit: a small guest.
@@ -557,7 +557,7 @@ def live_migration(accel):
             src.qmp.cmd("migrate", uri="unix:" + sock)
             info = wait_migration(src, 600)
             assert info["status"] == "completed", info
-            assert wait_incoming(dst)["status"] == "completed"
+            assert wait_migration(dst)["status"] == "completed"
             during = counters(src)[-1]
             ram = info["ram"]
             # The guest ran during the migration, KVM logged what it wrote,
