@@ -21,12 +21,13 @@
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
 #include "qapi/error.h"
+#include "qapi/visitor.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/memfd.h"
 #include "qemu/thread.h"
+#include "qemu/thread-context.h"
 #include "qemu/units.h"
-#include "qom/object_interfaces.h"
 #include "hw/boards.h"
 #include "migration/blocker.h"
 #include "migration/misc.h"
@@ -38,27 +39,18 @@
 #include "system/ramblock.h"
 #include "system/runstate.h"
 
-OBJECT_DECLARE_TYPE(HostMemoryBackendGuestMemfd,
-                    HostMemoryBackendGuestMemfdClass,
-                    MEMORY_BACKEND_GUEST_MEMFD)
+OBJECT_DECLARE_SIMPLE_TYPE(HostMemoryBackendGuestMemfd,
+                           MEMORY_BACKEND_GUEST_MEMFD)
 
 struct HostMemoryBackendGuestMemfd {
     HostMemoryBackend parent_obj;
 
     bool mmap;
-    /* prealloc=on: allocate the file itself, see complete() */
-    bool prealloc;
     /* mmap=off: every migration; mmap=on: CPR, see gmem_migration_init() */
     Error *migration_blocker;
     /* mmap=on: what can only be refused once a migration starts */
     NotifierWithReturn migration_notifier;
     VMChangeStateEntry *vm_state_entry;
-};
-
-struct HostMemoryBackendGuestMemfdClass {
-    HostMemoryBackendClass parent_class;
-
-    void (*parent_complete)(UserCreatable *uc, Error **errp);
 };
 
 #define GMEM_SHARED_FLAGS \
@@ -130,11 +122,6 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
                    "memory is the guest_memfd's own pages", type);
         return false;
     }
-    if (backend->merge) {
-        error_setg(errp, "%s: merge=on is not supported: KSM merges only "
-                   "anonymous private memory", type);
-        return false;
-    }
     if (!backend->reserve) {
         error_setg(errp, "%s: reserve=off is not supported: a guest_memfd "
                    "reserves no swap space, so there is nothing to turn off",
@@ -180,7 +167,7 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         }
     }
 
-    if (gm->prealloc) {
+    if (backend->prealloc) {
         uint64_t avail = gmem_host_available();
 
         if (avail && backend->size > avail) {
@@ -352,99 +339,123 @@ static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
 typedef struct GmemPreallocJob {
     QemuThread thread;
     int fd;
-    off_t offset;
-    off_t len;
+    const unsigned long *shared;    /* mmap=off, at run time; else NULL */
+    uint64_t first, last;           /* host pages [first, last) */
     int err;
 } GmemPreallocJob;
+
+static int gmem_fallocate(GmemPreallocJob *job, uint64_t first, uint64_t last)
+{
+    uint64_t page = qemu_real_host_page_size();
+
+    /* guest_memfd only allocates with KEEP_SIZE; the size is set anyway. */
+    if (fallocate(job->fd, FALLOC_FL_KEEP_SIZE, first * page,
+                  (last - first) * page)) {
+        return errno;
+    }
+    return 0;
+}
 
 static void *gmem_prealloc_thread(void *opaque)
 {
     GmemPreallocJob *job = opaque;
+    uint64_t i, next;
 
-    /* guest_memfd only allocates with KEEP_SIZE; the size is set anyway. */
-    if (fallocate(job->fd, FALLOC_FL_KEEP_SIZE, job->offset, job->len)) {
-        job->err = errno;
+    if (!job->shared) {
+        job->err = gmem_fallocate(job, job->first, job->last);
+        return NULL;
+    }
+    /* Only the pages that are shared now: private ones are not here. */
+    for (i = find_next_bit(job->shared, job->last, job->first);
+         i < job->last && !job->err;
+         i = find_next_bit(job->shared, job->last, next)) {
+        next = find_next_zero_bit(job->shared, job->last, i);
+        job->err = gmem_fallocate(job, i, next);
     }
     return NULL;
 }
 
 /*
- * Allocate the whole file behind the mapping with fallocate(), in up to
- * prealloc-threads pieces at once: the guest_memfd with mmap=on, the
- * memfd of the shared side with mmap=off, where all memory starts (pages
- * the guest makes private later leave it).  Runs after the NUMA policy is
- * bound to the mapping, which guest_memfd and shmem apply to their own
+ * Allocate the file behind the mapping with fallocate(), in up to
+ * prealloc-threads pieces at once (no more than the host has CPUs), the
+ * threads created in prealloc-context if one is set: the guest_memfd with
+ * mmap=on, the memfd of the shared side with mmap=off.  A backend that is
+ * not mapped yet is allocated whole (all its memory starts shared); once
+ * mapped, mmap=off allocates only the pages that are shared now, so that
+ * no private page gets a shared copy.  Runs after the NUMA policy is bound
+ * to the mapping, which guest_memfd and shmem apply to their own
  * allocations.
  */
 static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
 {
-    int fd = memory_region_get_fd(&backend->mr);
-    uint64_t size = backend->size;
+    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
+    RAMBlock *rb = backend->mr.ram_block;
+    uint64_t page = qemu_real_host_page_size();
+    uint64_t pages = backend->size / page;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t nthreads = MAX(1, MIN(backend->prealloc_threads,
-                                   size / GMEM_PREALLOC_MIN_CHUNK));
-    uint64_t chunk = ROUND_UP(DIV_ROUND_UP(size, nthreads),
-                              qemu_real_host_page_size());
-    g_autofree GmemPreallocJob *jobs = g_new0(GmemPreallocJob, nthreads);
-    uint64_t i, started = 0;
+                                   backend->size / GMEM_PREALLOC_MIN_CHUNK));
+    const unsigned long *shared = NULL;
+    g_autofree GmemPreallocJob *jobs = NULL;
+    uint64_t i, chunk, started = 0;
     int err = 0;
 
-    for (i = 0; i < nthreads && i * chunk < size; i++) {
-        jobs[i].fd = fd;
-        jobs[i].offset = i * chunk;
-        jobs[i].len = MIN(chunk, size - i * chunk);
-        if (i + 1 < nthreads) {
+    if (cpus > 0) {
+        nthreads = MIN(nthreads, cpus);
+    }
+    if (!gm->mmap && rb->attributes &&
+        host_memory_backend_is_mapped(backend)) {
+        shared = rb->attributes->bitmap;
+    }
+    chunk = DIV_ROUND_UP(pages, nthreads);
+    jobs = g_new0(GmemPreallocJob, nthreads);
+    for (i = 0; i < nthreads && i * chunk < pages; i++) {
+        jobs[i].fd = memory_region_get_fd(&backend->mr);
+        jobs[i].shared = shared;
+        jobs[i].first = i * chunk;
+        jobs[i].last = MIN(pages, (i + 1) * chunk);
+        if (i + 1 == nthreads || (i + 1) * chunk >= pages) {
+            gmem_prealloc_thread(&jobs[i]);
+        } else if (backend->prealloc_context) {
+            thread_context_create_thread(backend->prealloc_context,
+                                         &jobs[i].thread, "gmem-prealloc",
+                                         gmem_prealloc_thread, &jobs[i],
+                                         QEMU_THREAD_JOINABLE);
+            started = i + 1;
+        } else {
             qemu_thread_create(&jobs[i].thread, "gmem-prealloc",
                                gmem_prealloc_thread, &jobs[i],
                                QEMU_THREAD_JOINABLE);
             started = i + 1;
-        } else {
-            gmem_prealloc_thread(&jobs[i]);
         }
     }
     for (i = 0; i < started; i++) {
         qemu_thread_join(&jobs[i].thread);
     }
-    for (i = 0; i < nthreads; i++) {
-        if (jobs[i].err) {
-            err = jobs[i].err;
-            break;
-        }
+    for (i = 0; i < nthreads && !err; i++) {
+        err = jobs[i].err;
     }
     if (err) {
         g_autofree char *name = host_memory_backend_get_name(backend);
-        g_autofree char *want = size_to_str(size);
+        g_autofree char *want = size_to_str(backend->size);
 
         error_setg_errno(errp, err, "%s '%s': cannot preallocate %s of %s",
                          TYPE_MEMORY_BACKEND_GUEST_MEMFD, name, want,
-                         MEMORY_BACKEND_GUEST_MEMFD(backend)->mmap ?
-                         "guest_memfd" : "shared memory");
+                         gm->mmap ? "guest_memfd" : "shared memory");
         return false;
     }
     return true;
 }
 
-static void gmem_backend_complete(UserCreatable *uc, Error **errp)
+static bool gmem_backend_check_merge(HostMemoryBackend *backend, bool merge,
+                                     Error **errp)
 {
-    HostMemoryBackend *backend = MEMORY_BACKEND(uc);
-    HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(uc);
-    HostMemoryBackendGuestMemfdClass *gc =
-        MEMORY_BACKEND_GUEST_MEMFD_GET_CLASS(uc);
-
-    ERRP_GUARD();
-
-    /*
-     * The parent maps the memory, binds its NUMA policy and then
-     * preallocates by touching the mapping.  Allocate the file itself
-     * instead, once the policy is in place.
-     */
-    gm->prealloc = backend->prealloc;
-    backend->prealloc = false;
-    gc->parent_complete(uc, errp);
-    backend->prealloc = gm->prealloc;
-    if (*errp || !gm->prealloc) {
-        return;
+    if (merge) {
+        error_setg(errp, "%s: merge=on is not supported: KSM merges only "
+                   "anonymous private memory", TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+        return false;
     }
-    gmem_prealloc(backend, errp);
+    return true;
 }
 
 static bool gmem_backend_get_mmap(Object *obj, Error **errp)
@@ -522,12 +533,10 @@ static void gmem_backend_instance_finalize(Object *obj)
 static void gmem_backend_class_init(ObjectClass *oc, const void *data)
 {
     HostMemoryBackendClass *bc = MEMORY_BACKEND_CLASS(oc);
-    HostMemoryBackendGuestMemfdClass *gc = MEMORY_BACKEND_GUEST_MEMFD_CLASS(oc);
-    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
 
     bc->alloc = gmem_backend_alloc;
-    gc->parent_complete = ucc->complete;
-    ucc->complete = gmem_backend_complete;
+    bc->prealloc = gmem_prealloc;
+    bc->check_merge = gmem_backend_check_merge;
 
     object_class_property_add_bool(oc, "mmap", gmem_backend_get_mmap,
                                    gmem_backend_set_mmap);
@@ -550,7 +559,6 @@ static const TypeInfo gmem_backend_info = {
     .instance_size = sizeof(HostMemoryBackendGuestMemfd),
     .instance_init = gmem_backend_instance_init,
     .instance_finalize = gmem_backend_instance_finalize,
-    .class_size = sizeof(HostMemoryBackendGuestMemfdClass),
     .class_init = gmem_backend_class_init,
 };
 

@@ -2,8 +2,17 @@
 # Configure (once) and build qemu-system-x86_64 with the overlay, plus any
 # extra ninja targets given as arguments.  Incremental: with nothing
 # changed it only runs a no-op ninja.
+#   --asan  the same, with AddressSanitizer, in build/qemu-asan (for the
+#           tests that look for memory errors; QEMU_ASAN_BIN)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
+
+asan=()
+if [ "${1:-}" = --asan ]; then
+    shift
+    asan=(--enable-asan)
+    QEMU_BUILD=$QEMU_ASAN_BUILD
+fi
 
 "$GM_ROOT/scripts/setup-deps.sh"
 "$GM_ROOT/scripts/qemu-tree.sh"
@@ -19,6 +28,7 @@ config=(
     --disable-docs --disable-user --disable-rust --disable-install-blobs
     --disable-download
     --python=/usr/bin/python3
+    ${asan[@]+"${asan[@]}"}
 )
 # Bump when the build environment changes in a way configure must see
 # (v2: gcc-multilib, for the option ROMs).
@@ -37,14 +47,15 @@ fi
 
 command -v ccache >/dev/null && ccache --max-size=8G >/dev/null
 jobs=$(( $(nproc) + 1 ))
-gm_log "building qemu-system-x86_64 $*"
-ninja -C "$QEMU_BUILD" -j"$jobs" qemu-system-x86_64 "$@" >"$GM_BUILD/ninja.log" 2>&1 ||
-    { grep -E "error:|undefined reference|^FAILED" "$GM_BUILD/ninja.log" | head -40 >&2;
-      gm_die "build failed (log: $GM_BUILD/ninja.log)"; }
+gm_log "building qemu-system-x86_64${asan[@]+ with AddressSanitizer} $*"
+log=$GM_BUILD/ninja${asan[@]+-asan}.log
+ninja -C "$QEMU_BUILD" -j"$jobs" qemu-system-x86_64 "$@" >"$log" 2>&1 ||
+    { grep -E "error:|undefined reference|^FAILED" "$log" | head -40 >&2;
+      gm_die "build failed (log: $log)"; }
 # QEMU builds without -Werror outside git; the overlay's own code must not
 # warn.  ninja only shows warnings for files it compiled in this run, so an
 # object that warned is removed to be compiled, and reported, again.
-warned=$(grep -E "^\.\./qemu-src/overlay/[^:]+:[0-9]+:[0-9]+: warning:" "$GM_BUILD/ninja.log" || true)
+warned=$(grep -E "^\.\./qemu-src/overlay/[^:]+:[0-9]+:[0-9]+: warning:" "$log" || true)
 if [ -n "$warned" ]; then
     echo "$warned" >&2
     for src in $(echo "$warned" | cut -d: -f1 | sort -u); do
@@ -58,8 +69,8 @@ fi
 # built by make, not ninja.  SeaBIOS comes from Debian's seabios package.
 # QEMU run from its build tree looks for firmware in its data directory
 # inside qemu-bundle/ (install_blobs is off, so nothing else puts it there).
-make -s -C "$QEMU_BUILD/pc-bios/optionrom" >>"$GM_BUILD/ninja.log" 2>&1 ||
-    gm_die "building QEMU's option ROMs failed (log: $GM_BUILD/ninja.log)"
+make -s -C "$QEMU_BUILD/pc-bios/optionrom" >>"$log" 2>&1 ||
+    gm_die "building QEMU's option ROMs failed (log: $log)"
 datadir=$QEMU_BUILD/qemu-bundle/usr/local/share/qemu
 mkdir -p "$datadir"
 for rom in linuxboot_dma.bin linuxboot.bin kvmvapic.bin multiboot_dma.bin pvh.bin; do

@@ -13,6 +13,8 @@ export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 QEMU_SRC=$GM_BUILD/qemu-src
 QEMU_BUILD=$GM_BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
+QEMU_ASAN_BUILD=$GM_BUILD/qemu-asan
+QEMU_ASAN_BIN=$QEMU_ASAN_BUILD/qemu-system-x86_64
 . "$GM_ROOT/configs/pins.sh"
 
 gm_log() { echo "[$(basename "$0" .sh)] $*" >&2; }

@@ -66,6 +66,11 @@ def build(qtest_targets):
                         + qtest_targets, env=env)
     if r:
         return False
+    # The tests that look for memory errors run this one.
+    r = subprocess.call([os.path.join(ROOT, "scripts", "build-qemu.sh"), "--asan"],
+                        env=env)
+    if r:
+        return False
     r = subprocess.call(["make", "-s", "-C", os.path.join(ROOT, "tests", "guest"),
                          "O=" + os.path.join(gmemtest.BUILD, "guest")])
     return r == 0

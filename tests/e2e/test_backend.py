@@ -8,7 +8,7 @@ import os
 import struct
 import time
 
-from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, gmem_fds, mappings,
+from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, Skip, gmem_fds, mappings,
                       meminfo, payload_args, pattern_mismatches,
                       pattern_word, payload_result,
                       require_gmem_mmap, run_qemu, DEFAULT_SEED)
@@ -231,6 +231,93 @@ def test_default_machine_is_q35():
                         "-device", "isa-debug-exit,iobase=0xf4,iosize=1"])
     assert rc == 1, "exit code %d (1 is the payload's pass): %s" % (rc, out)
     return default[0].strip()
+
+
+def prealloc_threads_seen(pid, stop):
+    """Poll pid's threads until stop is set: the most 'gmem-prealloc'
+    threads seen at once, and the CPUs each was allowed on."""
+    most, cpus = 0, set()
+    while not stop.is_set():
+        seen = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    if f.read().strip() != "gmem-prealloc":
+                        continue
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    cpus.update(l.split()[1] for l in f
+                                if l.startswith("Cpus_allowed_list:"))
+            except OSError:
+                continue            # the thread ended meanwhile
+            seen += 1
+        most = max(most, seen)
+        time.sleep(0.002)
+    return most, cpus
+
+
+def test_run_time_property_changes():
+    """Properties set while QEMU runs: merge=on is refused as it is at
+    creation; preallocation at object-add and at qom-set prealloc=true
+    allocates the guest_memfd in no more threads than the host has CPUs
+    (prealloc-threads=16 asks for more), created in the prealloc-context
+    given (a thread-context bound to one CPU)."""
+    require_gmem_mmap()
+    import threading
+    ncpus = os.cpu_count()
+    if ncpus < 2:
+        raise Skip("one host CPU: no thread count to cap")
+    # debug-threads: QEMU names its threads only when asked to.
+    with Qemu(gmem_obj("m0", 64 * MiB) + ["-m", "64M", "-S",
+                                          "-name", "debug-threads=on"],
+              extra_machine=",memory-backend=m0") as vm:
+        try:
+            vm.qmp.cmd("qom-set", path="/objects/m0", property="merge", value=True)
+            raise AssertionError("qom-set merge=true was accepted")
+        except RuntimeError as e:
+            assert "merge=on is not supported" in str(e), e
+        assert vm.qom_get("/objects/m0", "merge") is False
+        last = ncpus - 1
+        vm.qmp.cmd("object-add", **{"qom-type": "thread-context", "id": "tc1",
+                                    "cpu-affinity": [last]})
+        results = {}
+        for how in ("object-add", "qom-set"):
+            size = 4 << 30
+            unev0 = meminfo("Unevictable")
+            stop = threading.Event()
+            seen = []
+            poll = threading.Thread(target=lambda: seen.extend(
+                prealloc_threads_seen(vm.proc.pid, stop)))
+            poll.start()
+            try:
+                props = {"qom-type": GMEM, "id": "p0", "size": size,
+                         "prealloc-threads": 16, "prealloc-context": "tc1"}
+                if how == "object-add":
+                    vm.qmp.cmd("object-add", prealloc=True, **props)
+                else:
+                    vm.qmp.cmd("object-add", **props)
+                    vm.qmp.cmd("qom-set", path="/objects/p0",
+                               property="prealloc", value=True)
+            finally:
+                stop.set()
+                poll.join()
+            grown = meminfo("Unevictable") - unev0
+            vm.qmp.cmd("object-del", id="p0")
+            # Its memory goes once QEMU reclaims the RAM block (RCU).
+            deadline = time.time() + 30
+            while meminfo("Unevictable") > unev0 + 64 * MiB:
+                assert time.time() < deadline, "p0's memory was not freed"
+                time.sleep(0.1)
+            most, cpus = seen
+            assert grown >= size * 0.95, "%s: %d MiB allocated of %d" % (
+                how, grown // MiB, size // MiB)
+            # The calling thread allocates a piece too.
+            assert 1 <= most <= ncpus - 1, \
+                "%s: %d prealloc threads at once, host CPUs %d" % (how, most, ncpus)
+            assert cpus == {str(last)}, "%s: threads ran on CPUs %r, not %d" % (
+                how, cpus, last)
+            results[how] = most
+    return "merge=on refused; prealloc threads besides QEMU's own: %r, on CPU %d" % (
+        results, last)
 
 
 def expect_error(args, needle, accel="kvm"):
