@@ -18,6 +18,7 @@
 
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
+#include "qemu/atomic.h"
 #include <linux/kvm.h>
 #include "system/kvm.h"
 #include "system/guest-memfd.h"
@@ -210,6 +211,7 @@ int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
             return -EINVAL;
         }
     }
+    kvm_guest_memfd_attributes_changing();
     for (done = 0; done < size; done += len) {
         len = gmem_private_section(gpa + done, size - done, NULL, NULL);
         if (kvm_convert_memory(gpa + done, len, to_private)) {
@@ -264,6 +266,7 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
     unsigned long i, next;
     int ret;
 
+    kvm_guest_memfd_attributes_changing();
     if (!attrs) {
         return kvm_set_memory_attributes_private(gpa, size);
     }
@@ -282,6 +285,29 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
         }
     }
     return 0;
+}
+
+/*
+ * Changes of memory attributes so far, and what this vCPU thread had seen
+ * when it last entered KVM_RUN.  32 bits: a false match would take 2^32
+ * changes during one KVM_RUN.
+ */
+static uint32_t gmem_changes;
+static __thread uint32_t gmem_changes_at_run;
+
+void kvm_guest_memfd_attributes_changing(void)
+{
+    qatomic_inc(&gmem_changes);
+}
+
+void kvm_guest_memfd_enter_run(void)
+{
+    gmem_changes_at_run = qatomic_read(&gmem_changes);
+}
+
+bool kvm_guest_memfd_changed_since_run(void)
+{
+    return qatomic_read(&gmem_changes) != gmem_changes_at_run;
 }
 
 static KvmGuestMemfdFaultHandler *gmem_fault_handler;

@@ -126,6 +126,31 @@ void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
 int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 
 /**
+ * kvm_guest_memfd_attributes_changing:
+ *
+ * Count a change of memory attributes, before it is made: every
+ * conversion, and any other change to private-capable memory's state.
+ */
+void kvm_guest_memfd_attributes_changing(void);
+
+/**
+ * kvm_guest_memfd_enter_run:
+ *
+ * Note, in the calling vCPU thread, the changes counted so far; called
+ * before each KVM_RUN.
+ */
+void kvm_guest_memfd_enter_run(void);
+
+/**
+ * kvm_guest_memfd_changed_since_run:
+ *
+ * Returns: whether memory attributes changed since the calling vCPU
+ * thread last entered KVM_RUN, so that a KVM_EXIT_MEMORY_FAULT whose
+ * range now matches the access may have raced with conversions.
+ */
+bool kvm_guest_memfd_changed_since_run(void);
+
+/**
  * kvm_guest_memfd_range_has_ram:
  * @gpa, @size: a range of guest physical memory
  *

@@ -53,6 +53,7 @@ struct SwProtectedGuest {
 
     Notifier machine_done;
     RAMBlockNotifier ram_blocks;
+    MemoryListener unmapped;
 
     /* What the guest asked for, and what came of it */
     uint64_t to_private;        /* conversions to private that succeeded */
@@ -137,12 +138,15 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
  * asks for an implicit conversion this way, and none is made.  KVM exits:
  *
  * - when a conversion changed the attributes while it was handling the
- *   fault (the access no longer matches what QEMU records): the vCPU
- *   runs again, and KVM looks at the attributes anew;
- * - for a private access where no guest_memfd memslot is, such as memory
- *   the guest made private in a DIMM that has been unplugged since: the
- *   range is no longer RAM, so it is made shared, and the access becomes
- *   an ordinary access to unassigned memory;
+ *   fault: the vCPU runs again, and KVM looks at the attributes anew.
+ *   The access then no longer matches what QEMU records, or it does
+ *   because more conversions changed the range back since; the count of
+ *   changes since the vCPU entered KVM_RUN tells the latter from a fault
+ *   KVM cannot serve;
+ * - for a private access where no guest_memfd memslot is: the range is
+ *   not RAM, so it is made shared, and the access becomes an ordinary
+ *   access to unassigned memory (memory that leaves an address, such as
+ *   a DIMM unplugged, is made shared there as it leaves: swp_region_del());
  * - when it cannot serve a page as it is (the guest_memfd cannot allocate
  *   it, or an instruction on private memory needs emulating): the vCPU
  *   stops, as QEMU's own handler would stop it.
@@ -168,6 +172,10 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
                state != (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
                                    KVM_GUEST_MEMFD_RANGE_SHARED)) {
         what = "raced with a conversion, retried";
+        swp->faults_retried++;
+    } else if (state >= 0 && kvm_guest_memfd_changed_since_run()) {
+        /* Converted, and back again, since KVM saw the fault */
+        what = "raced with conversions, retried";
         swp->faults_retried++;
     } else {
         what = state == -EINVAL ? "not private-capable RAM" :
@@ -297,6 +305,47 @@ static int swp_reset_block(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+/*
+ * KVM keeps memory attributes per guest address, not per memslot: when
+ * private-capable memory leaves an address, make the address shared in
+ * KVM, so that what appears there next (other RAM, or none) is not taken
+ * as private.  A memslot added again takes its state from the RAM block's
+ * record (kvm_guest_memfd_set_slot_attributes()).  When the block is not
+ * mapped anywhere any more (a DIMM unplugged), its private pages are
+ * dropped and it is recorded shared: plugged again, it starts shared,
+ * like any hot-plugged memory.
+ */
+static void swp_region_del(MemoryListener *listener,
+                           MemoryRegionSection *section)
+{
+    RAMBlock *rb = section->mr->ram_block;
+    uint64_t page = qemu_real_host_page_size();
+    hwaddr start = section->offset_within_address_space;
+    /* What KVM mapped of it: whole pages (kvm_align_section()) */
+    hwaddr gpa = ROUND_UP(start, page);
+    hwaddr end = QEMU_ALIGN_DOWN(start + int128_get64(section->size), page);
+    uint64_t size = end > gpa ? end - gpa : 0;
+    uint64_t dropped = 0;
+    int ret = 0;
+
+    if (!kvm_guest_memfd_private_capable(rb)) {
+        return;
+    }
+    kvm_guest_memfd_attributes_changing();
+    if (size) {
+        ret = kvm_set_memory_attributes_shared(gpa, size);
+    }
+    if (!ret && !memory_region_is_mapped(section->mr)) {
+        ret = swp_reset_block(rb, &dropped);
+    }
+    trace_sw_protected_guest_unmapped(gpa, size, dropped, ret);
+    if (ret) {
+        error_report("sw-protected-guest: cannot make [0x%" HWADDR_PRIx
+                     ", +0x%" PRIx64 ") shared as RAM block '%s' leaves it: "
+                     "%s", gpa, size, qemu_ram_get_idstr(rb), strerror(-ret));
+    }
+}
+
 /* Tell KVM that the memory mapped now is all shared. */
 static int swp_share_mapped(void)
 {
@@ -320,6 +369,7 @@ static void swp_reset(void *opaque)
     uint64_t dropped = 0;
     int ret;
 
+    kvm_guest_memfd_attributes_changing();
     ret = qemu_ram_foreach_block(swp_reset_block, &dropped);
     if (!ret && dropped) {
         ret = swp_share_mapped();
@@ -368,6 +418,11 @@ static void swp_machine_done(Notifier *n, void *unused)
     qemu_register_reset(swp_reset, NULL);
     swp->ram_blocks.ram_block_added = swp_ram_block_added;
     ram_block_notifier_add(&swp->ram_blocks);
+    swp->unmapped = (MemoryListener) {
+        .name = "sw-protected-guest",
+        .region_del = swp_region_del,
+    };
+    memory_listener_register(&swp->unmapped, &address_space_memory);
     kvm_guest_memfd_set_fault_handler(swp_memory_fault);
 }
 
@@ -434,6 +489,7 @@ static void swp_instance_finalize(Object *obj)
     qemu_remove_machine_init_done_notifier(&swp->machine_done);
     if (swp->ram_blocks.ram_block_added) {
         ram_block_notifier_remove(&swp->ram_blocks);
+        memory_listener_unregister(&swp->unmapped);
         kvm_guest_memfd_set_fault_handler(NULL);
     }
 }

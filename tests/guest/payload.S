@@ -49,6 +49,19 @@
 /* STATE layout */
 #define S_RAM_SIZE      0
 #define S_PAGES         8
+#define S_AP_UP         16              /* KIND_RACE: the second vCPU runs */
+#define S_RACE_BASE     24              /* ... its range */
+#define S_RACE_PAGES    32
+#define S_RACE_N        40              /* ... round trips to make */
+#define S_RACE_FAILS    48              /* ... hypercalls that did not return 0 */
+#define S_RACE_DONE     56              /* ... it is done */
+#define S_RACE_TOUCHES  64              /* passes of this vCPU over the range */
+
+/* The second vCPU (KIND_RACE): real-mode entry, stack */
+#define AP_TRAMP        0x8000          /* SIPI vector 0x08 */
+#define AP_STACK_TOP    0x8f000
+#define APIC_ICR_LO     0xfee00300
+#define APIC_SVR        0xfee000f0
 
 /* args file layout (little-endian) */
 #define ARGS_MAGIC      0x31414d47      /* "GMA1" */
@@ -71,6 +84,10 @@
 #define FLAG_COUNTER    8               /* then, pass after pass, check and bump
                                            a counter in every page of the first
                                            range, see counter_loop */
+#define FLAG_HP_AGAIN   16              /* with FLAG_HOTPLUG: once the DIMM is
+                                           ejected, test the next DIMM in slot 0
+                                           the same way, with no conversion
+                                           and no read once it is gone */
 
 /* ACPI memory hotplug registers (docs/specs/acpi_mem_hotplug.rst) */
 #define MEMHP_BASE      0xa00
@@ -97,6 +114,11 @@
                                            same way; a marker hypercall that
                                            QEMU refuses (the local APIC) before
                                            and after each pass, for timing */
+#define KIND_RACE       6               /* two vCPUs: the second one makes the
+                                           range private and shared again,
+                                           host_seed times, while this one
+                                           writes and reads its pages; then
+                                           write and check (needs -smp 2) */
 #define BENCH_MARK      0xfee00000
 
 /* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
@@ -380,6 +402,100 @@ bench_range:
         call bench_mark
         jmp range_done
 
+/*
+ * KIND_RACE, on [r14, r15): start the second vCPU converting the range
+ * back and forth, and write and read the range until it is done.  KVM
+ * exits with KVM_EXIT_MEMORY_FAULT when a conversion changes the range
+ * while it handles this vCPU's fault there; QEMU must let it run on.
+ */
+race_range:
+        cmpl $0, R_HSEED(%r13)
+        jz bad_args
+        movq %r14, (STATE + S_RACE_BASE)
+        movq %r15, %rax
+        subq %r14, %rax
+        shrq $12, %rax
+        movq %rax, (STATE + S_RACE_PAGES)
+        movl R_HSEED(%r13), %eax
+        movq %rax, (STATE + S_RACE_N)
+        xorl %eax, %eax
+        movq %rax, (STATE + S_RACE_FAILS)
+        movq %rax, (STATE + S_RACE_DONE)
+        movq %rax, (STATE + S_RACE_TOUCHES)
+        call start_ap
+1:      movq %r14, %rdi
+2:      movq %rdi, (%rdi)
+        movq (%rdi), %rax
+        addq $4096, %rdi
+        cmpq %r15, %rdi
+        jb 2b
+        incq (STATE + S_RACE_TOUCHES)
+        cmpq $0, (STATE + S_RACE_DONE)
+        je 1b
+        leaq msg_race(%rip), %rsi
+        movq (STATE + S_RACE_TOUCHES), %rax
+        call putline
+        movq (STATE + S_RACE_FAILS), %rax
+        testq %rax, %rax
+        jz guest_write
+        leaq msg_hc_fail(%rip), %rsi
+        call putline
+        jmp exit_fail
+
+/*
+ * start_ap: copy the real-mode entry below 1 MiB and wake the other vCPU
+ * with INIT and a start-up IPI (all but self); wait until it runs.
+ */
+start_ap:
+        leaq ap_tramp(%rip), %rsi
+        movl $AP_TRAMP, %edi
+        movl $(ap_tramp_end - ap_tramp), %ecx
+        rep movsb
+        movq $0, (STATE + S_AP_UP)
+        movl $APIC_SVR, %edi
+        movl $0x1ff, (%rdi)             /* APIC software-enabled */
+        movl $APIC_ICR_LO, %edi
+        movl $0xc4500, (%rdi)           /* INIT, assert, all excluding self */
+        call apic_idle
+        movl $(0xc4600 | (AP_TRAMP >> 12)), (%rdi)     /* start-up */
+        call apic_idle
+1:      pause
+        cmpq $0, (STATE + S_AP_UP)
+        je 1b
+        ret
+
+/* apic_idle: wait until the ICR at %rdi has sent its IPI */
+apic_idle:
+        pause
+        testl $0x1000, (%rdi)
+        jnz apic_idle
+        ret
+
+/* The other vCPU, in long mode: KIND_RACE's conversions, then halt */
+ap_main:
+        movq $1, (STATE + S_AP_UP)
+        movq (STATE + S_RACE_N), %r12
+1:      movq (STATE + S_RACE_BASE), %rbx
+        movq (STATE + S_RACE_PAGES), %rcx
+        movl $MAP_GPA_ENCRYPTED, %edx
+        call hypercall
+        testq %rax, %rax
+        jz 2f
+        incq (STATE + S_RACE_FAILS)
+2:      movq (STATE + S_RACE_BASE), %rbx
+        movq (STATE + S_RACE_PAGES), %rcx
+        xorl %edx, %edx
+        call hypercall
+        testq %rax, %rax
+        jz 3f
+        incq (STATE + S_RACE_FAILS)
+3:      decq %r12
+        jnz 1b
+        movq $1, (STATE + S_RACE_DONE)
+4:      cli
+        hlt
+        jmp 4b
+
 /* KIND_HCALL: the hypercall as given; print its result and go on */
 raw_hcall:
         movq R_BASE(%r13), %rbx
@@ -482,6 +598,8 @@ next_range:
 
         cmpl $KIND_BENCH, R_KIND(%r13)
         je bench_range
+        cmpl $KIND_RACE, R_KIND(%r13)
+        je race_range
         cmpl $KIND_PRIVATE, R_KIND(%r13)
         jne 2f
         movl $MAP_GPA_ENCRYPTED, %edx   /* private pages start zeroed too */
@@ -502,7 +620,9 @@ next_range:
         leaq msg_host_ok(%rip), %rsi
         call puts
 
-1:      movl (ARGS + A_SEED), %eax
+1:
+guest_write:
+        movl (ARGS + A_SEED), %eax
         call make_pattern
         call write_check
 
@@ -610,7 +730,11 @@ hotplug:
         outb %al, %dx
         leaq msg_hp_ejected(%rip), %rsi
         call puts
-        testl $FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
+        btrl $4, (ARGS + A_FLAGS)       /* FLAG_HP_AGAIN, once */
+        jnc 3f
+        andl $~FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
+        jmp hotplug
+3:      testl $FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
         jz 2f
         /* Once ejected (the platform acks the eject at once), read it */
         movq (%r14), %rax
@@ -707,12 +831,60 @@ msg_hp_ejected: .asciz "DIMM EJECTED\n"
 msg_hp_private: .asciz "DIMM PRIVATE 2 MiB\n"
 msg_hp_gone:    .asciz "DIMM GONE, its first word reads "
 msg_counter:    .asciz "COUNTER "
+msg_race:       .asciz "RACE DONE passes="
 
         /*
          * The descriptors have their accessed bit set already: the GDT is in
          * ROM, and a CPU that tries to set the bit writes to a read-only
          * memslot, which KVM cannot complete.
          */
+        /*
+         * The other vCPU's entry, copied to AP_TRAMP: real mode, CS =
+         * AP_TRAMP >> 4, into protected mode with the GDT below.
+         */
+        .code16
+ap_tramp:
+        cli
+        lgdtl %cs:(ap_gdt_desc - ap_tramp)
+        movl %cr0, %eax
+        orl $1, %eax
+        movl %eax, %cr0
+        /* ljmpl $0x08, $ap_pm32 */
+        .byte 0x66, 0xea
+        .long ap_pm32
+        .word 0x08
+ap_gdt_desc:
+        .word gdt_end - gdt - 1
+        .long gdt
+ap_tramp_end:
+
+        /* ... then into long mode on the page tables the first one made */
+        .code32
+ap_pm32:
+        movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        movl %cr4, %eax
+        orl $0x20, %eax                 /* PAE */
+        movl %eax, %cr4
+        movl $PML4, %eax
+        movl %eax, %cr3
+        movl $0xc0000080, %ecx          /* EFER.LME */
+        rdmsr
+        orl $0x100, %eax
+        wrmsr
+        movl %cr0, %eax
+        orl $0x80000000, %eax           /* PG */
+        movl %eax, %cr0
+        ljmp $0x18, $ap_lm64
+        .code64
+ap_lm64:
+        movl $AP_STACK_TOP, %esp
+        jmp ap_main
+
         .balign 8
 gdt:
         .quad 0

@@ -16,6 +16,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("GM_BUILD", os.path.join(ROOT, "build"))
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
+# The same, built with AddressSanitizer (scripts/build-qemu.sh --asan)
+QEMU_ASAN = os.path.join(BUILD, "qemu-asan", "qemu-system-x86_64")
 PAYLOAD = os.path.join(BUILD, "guest", "payload.bin")
 
 # <linux/kvm.h>
@@ -34,12 +36,14 @@ FLAG_HALT = 1
 FLAG_HOTPLUG = 2    # then test a DIMM hot-plugged in slot 0, eject it
 FLAG_HP_PRIVATE = 4  # and make its first 2 MiB private, read it once gone
 FLAG_COUNTER = 8    # then bump a counter in every page of range 0, forever
+FLAG_HP_AGAIN = 16  # once ejected, test the next DIMM in slot 0 (no conversion)
 KIND_GUEST = 0
 KIND_HOST = 1
 KIND_PRIVATE = 2
 KIND_SHARED = 3
 KIND_HCALL = 4
 KIND_BENCH = 5      # conversion benchmark (bench/in_rig.py)
+KIND_RACE = 6       # a second vCPU converts the range back and forth (-smp 2)
 MAP_GPA_ENCRYPTED = 0x10
 DEFAULT_SEED = 0x5EED5EED
 
@@ -255,12 +259,13 @@ class Qemu:
     isa-debug-exit.  Use as a context manager."""
 
     def __init__(self, args, accel="kvm", payload=PAYLOAD, args_blob=None,
-                 qmp=True, machine="q35", extra_machine="", qtest=False):
+                 qmp=True, machine="q35", extra_machine="", qtest=False,
+                 binary=QEMU):
         self.dir = tempfile.mkdtemp(prefix="gmem-")
         self.debugcon = os.path.join(self.dir, "debugcon.txt")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         cpu = {"kvm": "host", "tcg": "max"}.get(accel.split(",")[0])
-        cmd = [QEMU, "-nodefaults", "-display", "none", "-accel", accel,
+        cmd = [binary, "-nodefaults", "-display", "none", "-accel", accel,
                "-machine", machine + extra_machine,
                "-chardev", "file,id=dc,path=" + self.debugcon,
                "-device", "isa-debugcon,iobase=0xe9,chardev=dc",
@@ -288,8 +293,12 @@ class Qemu:
 
     def start(self):
         self.stderr = open(os.path.join(self.dir, "stderr.txt"), "w+")
+        # AddressSanitizer builds: memory errors only (QEMU leaks at exit
+        # by design), reported to stderr.
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr, stderr=self.stderr)
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     env=env)
         if self.use_qmp:
             deadline = time.time() + 30
             while not os.path.exists(self.qmp_path):

@@ -8,8 +8,8 @@ import fcntl
 import os
 import time
 
-from gmemtest import (KIND_GUEST, Qemu, Skip, kvm_caps, payload_args,
-                      FLAG_HOTPLUG, FLAG_HP_PRIVATE,
+from gmemtest import (KIND_GUEST, QEMU_ASAN, Qemu, Skip, kvm_caps, payload_args,
+                      FLAG_HOTPLUG, FLAG_HP_PRIVATE, FLAG_HP_AGAIN,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
                       KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES,
                       KVM_CAP_GUEST_MEMFD_FLAGS, GUEST_MEMFD_FLAG_MMAP,
@@ -82,7 +82,7 @@ def test_mmap_off_needs_private_memory():
 
 # -- sw-protected-guest: private memory and conversions --------------------
 
-from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
+from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL, KIND_RACE,  # noqa: E402
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
                       pattern_mismatches, meminfo)
 
@@ -208,6 +208,43 @@ def test_prealloc_in_private_mode():
         assert grown - after >= 0x200000 - MiB, (grown, after)
         return "shmem +%d KiB before the guest ran, %d KiB after 2 MiB went private" % (
             grown >> 10, after >> 10)
+
+
+def shared_side_bytes(pid):
+    """Bytes allocated in the memfd that holds a mmap=off backend's shared
+    side, in process pid."""
+    base = "/proc/%d/fd" % pid
+    for name in os.listdir(base):
+        try:
+            if os.readlink(os.path.join(base, name)).startswith(
+                    "/memfd:memory-backend-guest-memfd"):
+                return os.stat(os.path.join(base, name)).st_blocks * 512
+        except OSError:
+            continue
+    raise AssertionError("no shared-side memfd in QEMU's fds")
+
+
+def test_prealloc_set_at_run_time_in_private_mode():
+    """qom-set prealloc=true on a mmap=off backend whose guest made 2 MiB
+    private allocates every shared page and none of the shared side of
+    the private ones: the memfd then holds exactly the shared bytes."""
+    P, PLEN = 0x400000, 0x200000
+    blob = payload_args([(P, PLEN, KIND_PRIVATE, 0)], flags=FLAG_HALT)
+    with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 60)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN
+        before = shared_side_bytes(vm.proc.pid)
+        vm.qmp.cmd("qom-set", path="/objects/ram0", property="prealloc", value=True)
+        held = shared_side_bytes(vm.proc.pid)
+        shared = vm.qom_get("/objects/ram0", "shared-bytes")
+        assert shared == 64 * MiB - PLEN, shared
+        assert held == shared, "the shared side holds %d KiB, %d KiB are shared" % (
+            held >> 10, shared >> 10)
+        assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN
+        return "shared side: %d KiB before, %d KiB after (= shared bytes)" % (
+            before >> 10, held >> 10)
 
 
 def test_sw_protected_guest_needs_private_backend():
@@ -347,9 +384,10 @@ def test_reset_makes_memory_shared_again():
 def test_dimm_hotplug_in_sw_protected_guest():
     """A DIMM plugged into a running sw-protected guest starts shared, as
     the rest of its memory did; the guest makes 2 MiB of it private, and
-    after the DIMM is ejected reads that address again: KVM exits with
-    KVM_EXIT_MEMORY_FAULT (a private access, no memslot), sw-protected-guest
-    makes the range shared, as it is no longer RAM, and the guest runs on."""
+    after the DIMM is ejected reads that address again: the unplug made
+    the range shared in KVM, so the read is an ordinary access to
+    unassigned memory (it reads zero), no KVM_EXIT_MEMORY_FAULT, and the
+    guest runs on."""
     blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)],
                         flags=FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE)
     args = ["-object", "sw-protected-guest,id=swp",
@@ -371,11 +409,150 @@ def test_dimm_hotplug_in_sw_protected_guest():
         vm.qmp.cmd("device_del", id="dimm1")
         out = vm.wait_output("DIMM GONE", 60)
         assert vm.qmp.cmd("query-status")["status"] == "running"
-        assert vm.qom_get("/objects/swp", "faults-outside-ram") >= 1
+        assert vm.qom_get("/objects/swp", "faults-outside-ram") == 0
         assert vm.qom_get("/objects/swp", "faults-failed") == 0
         gone = [l for l in out.splitlines() if "DIMM GONE" in l][0]
         assert gone.endswith("0x0000000000000000"), gone
         return gone
+
+
+def test_private_backend_deleted_at_run_time():
+    """object-add and object-del of a memory-backend-guest-memfd with
+    mmap=off in a running sw-protected guest, in QEMU built with
+    AddressSanitizer: the RAM block goes after an RCU grace period, when
+    its backend (and the MemoryRegion in it) is freed already, and nothing
+    may write there then.  Then QEMU quits cleanly."""
+    if not os.path.exists(QEMU_ASAN):
+        raise AssertionError("no AddressSanitizer build at " + QEMU_ASAN)
+    blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)], flags=FLAG_HALT)
+    with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
+              binary=QEMU_ASAN) as vm:
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 300)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        try:
+            for i in range(3):
+                vm.qmp.cmd("object-add", **{
+                    "qom-type": "memory-backend-guest-memfd", "id": "d%d" % i,
+                    "size": 16 * MiB, "mmap": False})
+                vm.qmp.cmd("object-del", id="d%d" % i)
+                time.sleep(1)   # RCU reclaims the block after a grace period
+            assert vm.qmp.cmd("query-status")["status"] == "running"
+            vm.qmp.cmd("quit")
+        except (OSError, RuntimeError):
+            pass                # QEMU is gone: the report below says why
+        rc = vm.wait(120)
+        errors = vm.errors()
+        report = errors[errors.find("ERROR: AddressSanitizer"):]
+        assert "AddressSanitizer" not in errors, report[:1500]
+        assert rc == 0, "exit code %d: %s" % (rc, errors[-2000:])
+    return "3 backends added and deleted; AddressSanitizer found nothing"
+
+
+def dimm_twice(second_backend):
+    """Plug DIMM d1 (mmap=off) into a running sw-protected guest, which
+    makes its first 2 MiB private; unplug it; plug a DIMM of
+    second_backend's memory ('d1' again, or a new backend's properties)
+    at the same address, which the guest writes and checks all of.
+    Returns (vm, the second DIMM's address) with the VM still running."""
+    blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)],
+                        flags=FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE |
+                        FLAG_HP_AGAIN)
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
+            "-m", "64M,slots=2,maxmem=1G"]
+    vm = Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE)
+    vm.__enter__()
+    try:
+        vm.wait_output("waiting for a DIMM", 60)
+        vm.qmp.cmd("object-add", **{"qom-type": "memory-backend-guest-memfd",
+                                    "id": "d1", "size": 64 * MiB, "mmap": False})
+        vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
+        vm.wait_output("DIMM PRIVATE", 60)
+        first = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
+        assert vm.qom_get("/objects/d1", "private-bytes") == 2 * MiB
+        vm.qmp.cmd("device_del", id="dimm1")
+        vm.wait_output("DIMM EJECTED", 60)
+        deadline = time.time() + 30
+        while vm.qmp.cmd("query-memory-devices"):
+            assert time.time() < deadline, "dimm1 still there"
+            time.sleep(0.1)
+        memdev = "d1"
+        if second_backend != "d1":
+            vm.qmp.cmd("object-add", **second_backend)
+            memdev = second_backend["id"]
+        vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm2", memdev=memdev)
+        addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
+        assert addr == first, "the second DIMM is at 0x%x, not 0x%x" % (addr, first)
+        deadline = time.time() + 60
+        while vm.output().count("DIMM PASS") < 2:
+            status = vm.qmp.cmd("query-status")["status"]
+            assert status == "running" and time.time() < deadline, \
+                "the guest did not get through the second DIMM (%s): %s %s" % (
+                    status, vm.output()[-300:], vm.errors())
+            time.sleep(0.1)
+        return vm, addr
+    except BaseException:
+        vm.__exit__(None, None, None)
+        raise
+
+
+def test_dimm_plugged_again_starts_shared():
+    """A DIMM unplugged with private pages and plugged again starts shared,
+    like any hot-plugged memory: what was private is dropped, QEMU records
+    all of it shared and KVM maps it shared, so the guest's writes to its
+    first 2 MiB reach the host (they would land in the guest_memfd, and the
+    host read zeroes, if the old private state came back)."""
+    vm, addr = dimm_twice("d1")
+    with vm:
+        assert vm.qom_get("/objects/d1", "private-bytes") == 0
+        assert vm.qom_get("/objects/d1", "shared-bytes") == 64 * MiB
+        bad = pattern_mismatches(vm.read_memory(addr, 64 * MiB), addr)
+        assert not bad, "%d pages miss the guest's pattern, first at +0x%x" % (
+            len(bad), bad[0])
+        assert vm.qom_get("/objects/swp", "faults-failed") == 0
+    return "second plug: all 64 MiB shared, the guest's pattern on every page"
+
+
+def test_conversions_racing_accesses_on_two_vcpus():
+    """Two vCPUs: one makes a page private and shared again 1000 times,
+    the other writes and reads it all the while.  KVM exits with
+    KVM_EXIT_MEMORY_FAULT whenever a conversion changes the page while it
+    handles the other vCPU's fault there; by the time QEMU looks, later
+    conversions may have changed it back, so that it matches the access.
+    Every such exit is a race, never a fault KVM cannot serve: the VM runs
+    on, and the guest finishes and checks the page."""
+    P, N = 0x400000, 1000
+    blob = payload_args([(P, 4096, KIND_RACE, N)], flags=FLAG_HALT)
+    with Qemu(SWP_ARGS + ["-smp", "2"], args_blob=blob,
+              extra_machine=SWP_MACHINE) as vm:
+        vm.qmp.cmd("cont")
+        deadline = time.time() + 300
+        while "RESULT " not in vm.output():
+            status = vm.qmp.cmd("query-status")["status"]
+            assert status == "running", "the VM %s: %s %s" % (
+                status, vm.output()[-300:], vm.errors()[-600:])
+            if time.time() > deadline:
+                regs = vm.qmp.cmd("human-monitor-command",
+                                  **{"command-line": "info registers -a"})
+                raise AssertionError("no result: %s; counters %r; %s" % (
+                    vm.output()[-200:], {c: vm.qom_get("/objects/swp", c) for c in (
+                        "conversions-to-private", "faults-retried", "faults-failed")},
+                    [l[:40] for l in regs.splitlines() if l.startswith("RIP")]))
+            time.sleep(0.2)
+        out = vm.wait_output("RESULT ", 10)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        race = [l for l in out.splitlines() if l.startswith("RACE DONE")][0]
+        counts = {c: vm.qom_get("/objects/swp", c) for c in (
+            "conversions-to-private", "conversions-to-shared",
+            "faults-retried", "faults-failed")}
+        # At least N each: under the rig's nested SVM, the second vCPU's
+        # hypercall is now and then executed twice (seen on the rig only,
+        # with or without this handling; see the notes of issue #11).
+        assert counts["conversions-to-private"] >= N, counts
+        assert counts["conversions-to-shared"] >= N, counts
+        assert counts["faults-failed"] == 0, counts
+    return "%s; %r" % (race, counts)
 
 
 def test_one_gib_conversion():
