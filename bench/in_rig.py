@@ -4,12 +4,13 @@ rig (bench/run.py boots it): conversion throughput (part 3) and the host
 footprint after a conversion storm (part 4).  Writes its figures as JSON
 to $GM_RIG_RESULTS/bench.json.
 
-  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE
+  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE MIGRATION_RUNS
 
 CHUNKS are conversion sizes (4K+64K+2M+1G: the rig's command line cannot
 hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G);
 MIGRATION_SIZE the guest RAM of part 5 (live migration, the rig kernel
-logging guest_memfd's dirty pages).
+logging guest_memfd's dirty pages), MIGRATION_RUNS its runs of each
+backend.
 
 Part 3 times conversions in the guest's hypercalls through QEMU: the
 payload (KIND_BENCH) brackets each pass with a hypercall that QEMU
@@ -162,12 +163,21 @@ def footprint(mode, size, rng):
 WRITTEN = 32 * MiB          # what the guest keeps writing in part 5
 
 
+def pin(vm, vcpu_cpu, other_cpu):
+    """Pin vm's vCPU threads to vcpu_cpu and its other threads (and those
+    it creates later, such as the migration thread) to other_cpu."""
+    vcpus = {c["thread-id"] for c in vm.qmp.cmd("query-cpus-fast")}
+    for tid in os.listdir("/proc/%d/task" % vm.proc.pid):
+        os.sched_setaffinity(int(tid), {vcpu_cpu if int(tid) in vcpus else other_cpu})
+
+
 def migration_run(kind, size, writing):
     """Migrate a guest of size bytes of RAM (all of it written once) from
     one QEMU to another, both with kind RAM, over a unix socket, the guest
     idle (halted) or writing WRITTEN bytes over and over; the guest checks
-    every page it writes on the destination.  Returns QEMU's total time
-    and downtime, in ms."""
+    every page it writes on the destination.  Each QEMU's vCPU runs on the
+    rig's second CPU, everything else on the first.  Returns QEMU's total
+    time and downtime, in ms."""
     ranges = [(MiB, WRITTEN, KIND_GUEST, 0),
               (MiB + WRITTEN, size - MiB - WRITTEN, KIND_GUEST, 0)]
     flags = FLAG_HALT | (FLAG_COUNTER if writing else 0)
@@ -179,6 +189,12 @@ def migration_run(kind, size, writing):
     dst = Qemu(ram_args(kind, size) + ["-incoming", "unix:" + sock],
                args_blob=blob, extra_machine=",memory-backend=m0")
     with src, dst:
+        # The rig has two CPUs and a writing guest keeps one busy: give it
+        # one of its own, and both QEMUs' other threads the other, so that
+        # how the scheduler shares them does not decide the figures.
+        if os.cpu_count() >= 2:
+            pin(src, 1, 0)
+            pin(dst, 1, 0)
         out = src.wait_output("RESULT ", 600)
         if not payload_result(out).startswith("RESULT PASS"):
             raise RuntimeError("payload: %s" % payload_result(out))
@@ -215,8 +231,9 @@ def migrations(size, runs):
     for writing in (False, True):
         times = {"gmem": [], "memfd": []}
         retried = []
-        for _ in range(runs):
-            for kind in ("gmem", "memfd"):
+        for i in range(runs):
+            # ABBA: neither backend always goes first.
+            for kind in ("gmem", "memfd") if i % 2 == 0 else ("memfd", "gmem"):
                 try:
                     times[kind].append(migration_run(kind, size, writing))
                 except RuntimeError as e:
@@ -229,13 +246,16 @@ def migrations(size, runs):
 
 def main():
     program, runs = sys.argv[1], int(sys.argv[2])
-    chunks = [parse_size(s) for s in sys.argv[3].split("+")]
-    sizes = [parse_size(s) for s in sys.argv[4].split("+")]
+    # "none": that part is not run
+    chunks = [parse_size(s) for s in sys.argv[3].split("+") if s != "none"]
+    sizes = [parse_size(s) for s in sys.argv[4].split("+") if s != "none"]
     res = {"kernel": os.uname().release, "conversions": [], "footprint": []}
     # Part 5 first, before the sw-protected guests of parts 3 and 4 ran in
     # this rig (see migrations()).
-    res["migration"] = migrations(parse_size(sys.argv[5]), runs)
-    print("bench: migrations done", flush=True)
+    res["migration"] = []
+    if int(sys.argv[6]):
+        res["migration"] = migrations(parse_size(sys.argv[5]), int(sys.argv[6]))
+        print("bench: migrations done", flush=True)
     for chunk in chunks:
         total = total_for(chunk)
         res["conversions"].append({"chunk": chunk, "total": total,

@@ -158,28 +158,27 @@ def fmt(values, unit_fn):
 
 
 def rig_parts(opts, floors, out, plot):
-    """Parts 3 and 4, in one boot of the rig."""
-    out("## 3. Conversions in the rig (higher is better)")
-    out()
+    """Parts 3, 4 and 5 (those of opts.parts), in one boot of the rig."""
     kernel, initramfs, why = build_rig()
     if why:
-        out("Skipped (the rig cannot be built): " + why)
-        out()
-        out("## 4. Host footprint after a conversion storm")
-        out()
-        out("Skipped (the rig cannot be built): " + why)
-        out()
-        out("## 5. Live migration in the rig")
-        out()
-        out("Skipped (the rig cannot be built): " + why)
-        out()
+        for part, title in ((3, "Conversions in the rig"),
+                            (4, "Host footprint after a conversion storm"),
+                            (5, "Live migration in the rig")):
+            if part in opts.parts:
+                out("## %d. %s" % (part, title))
+                out()
+                out("Skipped (the rig cannot be built): " + why)
+                out()
         return
-    # The rig's command line cannot hold commas.
+    # The rig's command line cannot hold commas; "none" skips a part.
     words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
-             str(opts.runs), opts.chunks.replace(",", "+"),
-             opts.footprint_sizes.replace(",", "+"), opts.migration_size]
+             str(opts.runs),
+             opts.chunks.replace(",", "+") if 3 in opts.parts else "none",
+             opts.footprint_sizes.replace(",", "+") if 4 in opts.parts else "none",
+             opts.migration_size,
+             str(opts.migration_runs if 5 in opts.parts else 0)]
     # Part 5 holds two guests' RAM at once.
-    rig = run_rig(kernel, initramfs, words, timeout=3600, mem="4G")
+    rig = run_rig(kernel, initramfs, words, timeout=5400, mem="4G")
     if "bench.json" not in rig.results:
         # The rig ran: a benchmark that fails there is a failure.
         raise RuntimeError("the rig's benchmark failed (%.0fs): %s" % (
@@ -188,6 +187,17 @@ def rig_parts(opts, floors, out, plot):
     with open(os.path.join(BUILD, "bench", "rig.json"), "w") as f:
         f.write(rig.results["bench.json"])
 
+    if 3 in opts.parts:
+        conversion_table(res, out, plot)
+    if 4 in opts.parts:
+        footprint_table(res, out)
+    if 5 in opts.parts:
+        migration_table(res, out)
+
+
+def conversion_table(res, out, plot):
+    out("## 3. Conversions in the rig (higher is better)")
+    out()
     out("Linux %s in the rig, nested under TCG (-cpu max): absolute figures are "
         "the rig's, the ratios are what counts.  A pass converts the range "
         "chunk by chunk, one hypercall each." % res["kernel"])
@@ -211,6 +221,9 @@ def rig_parts(opts, floors, out, plot):
                                         statistics.median(ours) * c["chunk"] / GiB,
                                         statistics.median(floor) * c["chunk"] / GiB))
     out()
+
+
+def footprint_table(res, out):
     out("## 4. Host footprint after a conversion storm (ideal: 1.00)")
     out()
     out("Bytes of host memory holding guest RAM (shmem + guest_memfd pages) per "
@@ -230,25 +243,36 @@ def rig_parts(opts, floors, out, plot):
             runs[0]["private"] // MiB,
             fmt([r["anon"] for r in runs], lambda v: "%d MiB" % (v // MiB))))
     out()
+
+
+def migration_table(res, out):
     out("## 5. Live migration in the rig (lower is better; goal: within 5% of memfd)")
     out()
     out("A guest whose RAM is all written once, migrated to a second QEMU in the "
         "rig over a unix socket (no bandwidth cap, downtime limit 1 s), idle "
         "(halted) or writing %d MiB over and over; the runs of the two backends "
-        "interleaved.  The rig's kernel logs dirty pages of guest_memfd memslots "
+        "interleaved.  Each QEMU's vCPU runs on the rig's second CPU, its other "
+        "threads (the migration's) on the first.  The rig's kernel logs dirty "
+        "pages of guest_memfd memslots "
         "(kernel-patches/gmem-dirty-log)." % (res["migration"][0]["written"] // MiB))
     out()
-    out("| RAM | guest | backend | total time (ms) | vs memfd | downtime (ms) | vs memfd |")
-    out("| --- | --- | --- | --- | --- | --- | --- |")
+    out("Median of %d runs of each backend [min–max]; \"paired\" is the median of "
+        "the ratios of runs done one after the other, which cancels the rig's "
+        "drift over the part." % len(res["migration"][0]["runs"]["memfd"]))
+    out()
+    out("| RAM | guest | backend | total time (ms) | vs memfd | paired | "
+        "downtime (ms) | vs memfd |")
+    out("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in res["migration"]:
         base = m["runs"]["memfd"]
         for kind, name in (("gmem", "guest-memfd"), ("memfd", "memfd")):
             runs = m["runs"][kind]
-            out("| %s | %s | %s | %s | %.2f | %s | %.2f |" % (
+            paired = statistics.median(a[0] / b[0] for a, b in zip(runs, base))
+            out("| %s | %s | %s | %s | %.2f | %.2f | %s | %.2f |" % (
                 human(m["size"]), "writing" if m["writing"] else "idle", name,
                 fmt([r[0] for r in runs], lambda v: "%d" % v),
                 statistics.median(r[0] for r in runs) /
-                statistics.median(r[0] for r in base),
+                statistics.median(r[0] for r in base), paired,
                 fmt([r[1] for r in runs], lambda v: "%d" % v),
                 statistics.median(r[1] for r in runs) /
                 max(1, statistics.median(r[1] for r in base))))
@@ -315,46 +339,11 @@ unset multiplot
     return path
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--sizes", default="256M,1G,4G")
-    ap.add_argument("--prealloc-size", default="2G")
-    ap.add_argument("--chunks", default="4K,64K,2M,1G",
-                    help="conversion sizes of part 3")
-    ap.add_argument("--footprint-sizes", default="256M,512M,1G",
-                    help="guest RAM sizes of part 4")
-    ap.add_argument("--migration-size", default="1G",
-                    help="guest RAM of part 5")
-    ap.add_argument("--smoke", action="store_true")
-    opts = ap.parse_args()
-    if opts.smoke:
-        opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
-        opts.chunks, opts.footprint_sizes = "4K", "256M"
-        opts.migration_size = "128M"
-    sizes = [parse_size(s) for s in opts.sizes.split(",")]
-    require_gmem_mmap()
-    floors = build_floors()
-
-    lines = []
-
-    def out(line=""):
-        print(line, flush=True)
-        lines.append(line)
-
-    host = "%s, %d CPUs, %d GiB, Linux %s" % (
-        subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                       stdout=subprocess.PIPE, universal_newlines=True).stdout.strip(),
-        os.cpu_count(), meminfo("MemTotal") // GiB, os.uname().release)
-    out("# Benchmarks (%s)" % time.strftime("%Y-%m-%d"))
-    out()
-    out("Machine: %s.  Median of %d run(s) [min–max]." % (host, opts.runs))
-    out()
+def startup_part(opts, sizes, out, plot):
     out("## 1. Start-up to the payload's result, every page written once")
     out()
     out("| RAM | prealloc | backend | time (s) | vs memfd | host memory held | vs memfd |")
     out("| --- | --- | --- | --- | --- | --- | --- |")
-    plot = {"startup": [], "conversions": []}
     for size in sizes:
         for prealloc in (False, True):
             res = {}
@@ -374,6 +363,8 @@ def main():
                     statistics.median(m) / base_m))
     out()
 
+
+def prealloc_part(opts, floors, out):
     size = parse_size(opts.prealloc_size)
     out("## 2. Preallocation of %s (GiB/s; higher is better)" % human(size))
     out()
@@ -395,7 +386,62 @@ def main():
         out("| %s | %s | %.2f |" % (what, fmt(v, lambda x: "%.2f" % x),
                                     statistics.median(v) / floor))
     out()
-    rig_parts(opts, floors, out, plot)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sizes", default="256M,1G,4G")
+    ap.add_argument("--prealloc-size", default="2G")
+    ap.add_argument("--chunks", default="4K,64K,2M,1G",
+                    help="conversion sizes of part 3")
+    ap.add_argument("--footprint-sizes", default="256M,512M,1G",
+                    help="guest RAM sizes of part 4")
+    ap.add_argument("--migration-size", default="1G",
+                    help="guest RAM of part 5")
+    ap.add_argument("--migration-runs", type=int, default=7,
+                    help="runs of each backend in part 5, whose run-to-run "
+                    "spread in the rig is larger than the 5%% it measures")
+    ap.add_argument("--parts", default="1,2,3,4,5",
+                    help="which parts to run (1-2 on this host, 3-5 in the rig)")
+    ap.add_argument("--smoke", action="store_true")
+    opts = ap.parse_args()
+    if opts.smoke:
+        opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
+        opts.chunks, opts.footprint_sizes = "4K", "256M"
+        opts.migration_size, opts.migration_runs = "128M", 1
+    sizes = [parse_size(s) for s in opts.sizes.split(",")]
+    opts.parts = {int(p) for p in opts.parts.split(",")}
+    require_gmem_mmap()
+    floors = build_floors()
+
+    lines = []
+
+    def out(line=""):
+        print(line, flush=True)
+        lines.append(line)
+
+    host = "%s, %d CPUs, %d GiB, Linux %s" % (
+        subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                       stdout=subprocess.PIPE, universal_newlines=True).stdout.strip(),
+        os.cpu_count(), meminfo("MemTotal") // GiB, os.uname().release)
+    out("# Benchmarks (%s)" % time.strftime("%Y-%m-%d"))
+    out()
+    out("Machine: %s.  Median of %d run(s) [min–max]." % (host, opts.runs))
+    out()
+    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            universal_newlines=True).stdout.strip() or "unknown"
+    out("Commit %s; parts %s (bench/run.py %s)." % (
+        commit, ",".join(str(p) for p in sorted(opts.parts)), " ".join(sys.argv[1:])))
+    out()
+    plot = {"startup": [], "conversions": []}
+    if 1 in opts.parts:
+        startup_part(opts, sizes, out, plot)
+    if 2 in opts.parts:
+        prealloc_part(opts, floors, out)
+    if opts.parts & {3, 4, 5}:
+        rig_parts(opts, floors, out, plot)
 
     path = os.path.join(BUILD, "bench", "results.md")
     with open(path, "w") as f:
