@@ -514,20 +514,18 @@ def test_dimm_plugged_again_starts_shared():
     return "second plug: all 64 MiB shared, the guest's pattern on every page"
 
 
-def test_conversions_racing_accesses_on_two_vcpus():
-    """Two vCPUs: one makes a page private and shared again 1000 times,
-    the other writes and reads it all the while.  KVM exits with
-    KVM_EXIT_MEMORY_FAULT whenever a conversion changes the page while it
-    handles the other vCPU's fault there; by the time QEMU looks, later
-    conversions may have changed it back, so that it matches the access.
-    Every such exit is a race, never a fault KVM cannot serve: the VM runs
-    on, and the guest finishes and checks the page."""
-    P, N = 0x400000, 1000
-    blob = payload_args([(P, 4096, KIND_RACE, N)], flags=FLAG_HALT)
+class RigCorrupted(Exception):
+    """The rig's TCG left a vCPU of the nested guest with a state the
+    guest cannot have."""
+
+
+def race_run(n):
+    """One run of KIND_RACE with n round trips: (its RACE line, counters)."""
+    blob = payload_args([(0x400000, 4096, KIND_RACE, n)], flags=FLAG_HALT)
     with Qemu(SWP_ARGS + ["-smp", "2"], args_blob=blob,
               extra_machine=SWP_MACHINE) as vm:
         vm.qmp.cmd("cont")
-        deadline = time.time() + 300
+        deadline = time.time() + 120
         while "RESULT " not in vm.output():
             status = vm.qmp.cmd("query-status")["status"]
             assert status == "running", "the VM %s: %s %s" % (
@@ -535,24 +533,52 @@ def test_conversions_racing_accesses_on_two_vcpus():
             if time.time() > deadline:
                 regs = vm.qmp.cmd("human-monitor-command",
                                   **{"command-line": "info registers -a"})
-                raise AssertionError("no result: %s; counters %r; %s" % (
-                    vm.output()[-200:], {c: vm.qom_get("/objects/swp", c) for c in (
+                rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
+                        if l.startswith("RIP=")]
+                why = "no result: %s; counters %r; RIPs %s" % (
+                    vm.output()[-120:], {c: vm.qom_get("/objects/swp", c) for c in (
                         "conversions-to-private", "faults-retried", "faults-failed")},
-                    [l[:40] for l in regs.splitlines() if l.startswith("RIP")]))
+                    " ".join("0x%x" % r for r in rips))
+                # The payload runs from its image below 4 GiB: a RIP
+                # elsewhere (seen: a Linux kernel address) is not the
+                # guest's doing.
+                if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
+                    raise RigCorrupted(why)
+                raise AssertionError(why)
             time.sleep(0.2)
         out = vm.wait_output("RESULT ", 10)
         assert payload_result(out).startswith("RESULT PASS"), out
         race = [l for l in out.splitlines() if l.startswith("RACE DONE")][0]
-        counts = {c: vm.qom_get("/objects/swp", c) for c in (
+        return race, {c: vm.qom_get("/objects/swp", c) for c in (
             "conversions-to-private", "conversions-to-shared",
             "faults-retried", "faults-failed")}
-        # At least N each: under the rig's nested SVM, the second vCPU's
-        # hypercall is now and then executed twice (seen on the rig only,
-        # with or without this handling; see the notes of issue #11).
-        assert counts["conversions-to-private"] >= N, counts
-        assert counts["conversions-to-shared"] >= N, counts
-        assert counts["faults-failed"] == 0, counts
-    return "%s; %r" % (race, counts)
+
+
+def test_conversions_racing_accesses_on_two_vcpus():
+    """Two vCPUs: one makes a page private and shared again 1000 times,
+    the other writes and reads it all the while.  KVM exits with
+    KVM_EXIT_MEMORY_FAULT whenever a conversion changes the page while it
+    handles the other vCPU's fault there; by the time QEMU looks, later
+    conversions may have changed it back, so that it matches the access.
+    Every such exit is a race, never a fault KVM cannot serve: the VM runs
+    on, and the guest finishes and checks the page.
+
+    The rig's TCG (nested SVM, two vCPUs) now and then leaves a nested
+    vCPU at a RIP the payload cannot have, such as a rig kernel address,
+    and the guest hangs: such a run is done once more, and said so."""
+    N = 1000
+    again = ""
+    try:
+        race, counts = race_run(N)
+    except RigCorrupted as e:
+        again = "; run again after the rig's TCG corrupted a vCPU (%s)" % e
+        race, counts = race_run(N)
+    # At least N each: under the rig's nested SVM, the second vCPU's
+    # hypercall is now and then executed twice (QEMU handles two exits).
+    assert counts["conversions-to-private"] >= N, counts
+    assert counts["conversions-to-shared"] >= N, counts
+    assert counts["faults-failed"] == 0, counts
+    return "%s; %r%s" % (race, counts, again)
 
 
 def test_one_gib_conversion():
