@@ -173,11 +173,12 @@ def test_private_memory_and_conversions():
 
         # Nothing is held twice.  The guest wrote all of its private pages,
         # so the guest_memfd holds them (its pages are unevictable; up to
-        # a per-CPU LRU batch of them may not be counted yet), and nothing
-        # else.  The memfd let go of P, which the host had filled before P
+        # a per-CPU LRU batch of 31 folios per CPU may not be counted yet:
+        # 168 KiB short has been seen), and nothing else.  The memfd let go of P, which the host had filled before P
         # became private: over the guest's run it shrank, although the
         # guest wrote about 1.1 MiB of shared memory meanwhile.
-        assert private - 128 * 1024 <= gmem_held <= private + 256 * 1024, (
+        lag = os.cpu_count() * 32 * 4096
+        assert private - lag <= gmem_held <= private + 256 * 1024, (
             gmem_held, private)
         assert shmem_change < 0, "the shared side grew by %d bytes" % shmem_change
         return ("private %d KiB, shared %d KiB; guest_memfd holds %d KiB, "
