@@ -56,6 +56,25 @@
 #define S_RACE_FAILS    48              /* ... hypercalls that did not return 0 */
 #define S_RACE_DONE     56              /* ... it is done */
 #define S_RACE_TOUCHES  64              /* passes of this vCPU over the range */
+#define S_AP_JOB        72              /* what the second vCPU does: */
+#define AP_JOB_RACE     0               /* ... KIND_RACE's conversions */
+#define AP_JOB_FUZZ     1               /* ... KIND_FUZZ, on its half */
+
+/*
+ * KIND_FUZZ: each vCPU's counters (FZ_*, 0x100 apart), and its model of
+ * its half of the range: per page, the word expected at its start and
+ * end (0: zero) and whether it is private, 16 bytes a page.
+ */
+#define FZ_CTR          0x40000
+#define FZ_RNG          0               /* xorshift64 state */
+#define FZ_LEFT         8               /* steps left */
+#define FZ_OK           16              /* conversions that returned 0 */
+#define FZ_EINVAL       24              /* bad requests that got -EINVAL */
+#define FZ_BAD          32              /* results or contents not as modelled */
+#define FZ_BADAT        40              /* the first such: its address */
+#define FZ_DONE         48
+#define FZ_MODEL        0x41000         /* 0x1000 a vCPU */
+#define FZ_PAGES        256             /* pages of each vCPU's half */
 
 /* The second vCPU (KIND_RACE): real-mode entry, stack */
 #define AP_TRAMP        0x8000          /* SIPI vector 0x08 */
@@ -119,6 +138,18 @@
                                            host_seed times, while this one
                                            writes and reads its pages; then
                                            write and check (needs -smp 2) */
+#define KIND_WAIT       7               /* print WAITING, then wait until the
+                                           host writes host_seed into the
+                                           64-bit word at base (shared) */
+#define KIND_FUZZ       8               /* a hostile guest: both vCPUs (-smp 2)
+                                           make host_seed random steps each,
+                                           on their own 1 MiB half of the
+                                           range (2 MiB): conversions of
+                                           random runs, bad requests of every
+                                           kind, writes and checks against
+                                           a model of what each page must
+                                           hold; see fuzz_step */
+#define EINVAL_RET      0xffffffffffffffea
 #define BENCH_MARK      0xfee00000
 
 /* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
@@ -422,6 +453,7 @@ race_range:
         movq %rax, (STATE + S_RACE_FAILS)
         movq %rax, (STATE + S_RACE_DONE)
         movq %rax, (STATE + S_RACE_TOUCHES)
+        movq $AP_JOB_RACE, (STATE + S_AP_JOB)
         call start_ap
 1:      movq %r14, %rdi
 2:      movq %rdi, (%rdi)
@@ -471,8 +503,10 @@ apic_idle:
         jnz apic_idle
         ret
 
-/* The other vCPU, in long mode: KIND_RACE's conversions, then halt */
+/* The other vCPU, in long mode: its job, then halt */
 ap_main:
+        cmpq $AP_JOB_FUZZ, (STATE + S_AP_JOB)
+        je ap_fuzz
         movq $1, (STATE + S_AP_UP)
         movq (STATE + S_RACE_N), %r12
 1:      movq (STATE + S_RACE_BASE), %rbx
@@ -496,6 +530,293 @@ ap_main:
         hlt
         jmp 4b
 
+/*
+ * KIND_FUZZ, on [r14, r15): 2 MiB, the first half this vCPU's, the second
+ * the other vCPU's.  Both make host_seed steps, then this one checks both
+ * halves against the models and prints each vCPU's counts.
+ */
+fuzz_range:
+        movq %r15, %rax
+        subq %r14, %rax
+        cmpq $(2 * FZ_PAGES * 4096), %rax
+        jne bad_args
+        cmpl $0, R_HSEED(%r13)
+        jz bad_args
+        pushq %r12
+        pushq %r13
+        movl R_HSEED(%r13), %r12d
+        movl $FZ_CTR, %edi              /* both vCPUs' counters and models */
+        xorl %eax, %eax
+        movl $((FZ_MODEL + 0x2000 - FZ_CTR) / 8), %ecx
+        rep stosq
+        movl (ARGS + A_SEED), %eax
+        call make_pattern
+        movq %r9, (FZ_CTR + FZ_RNG)
+        notq %r9
+        movq %r9, (FZ_CTR + 0x100 + FZ_RNG)
+        movq %r12, (FZ_CTR + FZ_LEFT)
+        movq %r12, (FZ_CTR + 0x100 + FZ_LEFT)
+        movq %r14, (STATE + S_RACE_BASE)
+        movq $AP_JOB_FUZZ, (STATE + S_AP_JOB)
+        call start_ap
+        movl $FZ_CTR, %r13d
+        movl $FZ_MODEL, %r15d
+        call fuzz_run
+1:      pause
+        cmpq $0, (FZ_CTR + 0x100 + FZ_DONE)
+        je 1b
+        movl $FZ_CTR, %r13d             /* check both halves once more */
+        movl $FZ_MODEL, %r15d
+        call fuzz_check_all
+        movl $(FZ_CTR + 0x100), %r13d
+        movl $(FZ_MODEL + 0x1000), %r15d
+        addq $(FZ_PAGES * 4096), %r14
+        call fuzz_check_all
+        subq $(FZ_PAGES * 4096), %r14
+        movl $FZ_CTR, %r13d
+        call fuzz_report
+        movl $(FZ_CTR + 0x100), %r13d
+        call fuzz_report
+        popq %r13
+        popq %r12
+        movq %r14, %r15                 /* no pages of its own to count */
+        movq (FZ_CTR + FZ_BAD), %rax
+        orq (FZ_CTR + 0x100 + FZ_BAD), %rax
+        jz range_done
+        leaq msg_fuzz_bad(%rip), %rsi
+        movq (FZ_CTR + FZ_BADAT), %rax
+        call putline
+        jmp exit_fail
+
+/* fuzz_report: "FUZZ ok=... einval=... bad=..." for the counters at %r13 */
+fuzz_report:
+        leaq msg_fuzz_ok(%rip), %rsi
+        call puts
+        movq FZ_OK(%r13), %rax
+        call puthex
+        leaq msg_fuzz_einval(%rip), %rsi
+        call puts
+        movq FZ_EINVAL(%r13), %rax
+        call puthex
+        leaq msg_fuzz_bad_n(%rip), %rsi
+        movq FZ_BAD(%r13), %rax
+        jmp putline
+
+/* The other vCPU's half */
+ap_fuzz:
+        movq $1, (STATE + S_AP_UP)
+        movq (STATE + S_RACE_BASE), %r14
+        addq $(FZ_PAGES * 4096), %r14
+        movl $(FZ_CTR + 0x100), %r13d
+        movl $(FZ_MODEL + 0x1000), %r15d
+        call fuzz_run
+        movq $1, FZ_DONE(%r13)
+1:      cli
+        hlt
+        jmp 1b
+
+/*
+ * fuzz_run: FZ_LEFT(%r13) steps on the FZ_PAGES pages at %r14, modelled
+ * at %r15.
+ */
+fuzz_run:
+        call fuzz_step
+        decq FZ_LEFT(%r13)
+        jnz fuzz_run
+        ret
+
+/* fz_rand: the next number of the xorshift64 at %r13 -> %rax; clobbers %rdx */
+fz_rand:
+        movq FZ_RNG(%r13), %rax
+        movq %rax, %rdx
+        shlq $13, %rdx
+        xorq %rdx, %rax
+        movq %rax, %rdx
+        shrq $7, %rdx
+        xorq %rdx, %rax
+        movq %rax, %rdx
+        shlq $17, %rdx
+        xorq %rdx, %rax
+        movq %rax, FZ_RNG(%r13)
+        ret
+
+/* fz_bad: count a result or content not as modelled, at address %rdi */
+fz_bad:
+        cmpq $0, FZ_BAD(%r13)
+        jne 1f
+        movq %rdi, FZ_BADAT(%r13)
+1:      incq FZ_BAD(%r13)
+        ret
+
+/*
+ * fuzz_step: one random step: 4 in 8 a conversion of a random run of the
+ * half (1 to 16 pages, now and then to the end of the half; private or
+ * shared; with a random page-size hint), which must succeed, after which
+ * the pages whose state changed must read zero; 1 in 8 a bad request,
+ * which must get -EINVAL and change nothing; 2 in 8 a write of a random
+ * word at the start and end of a random page; 1 in 8 a check of a random
+ * page against the model.
+ */
+fuzz_step:
+        call fz_rand
+        movq %rax, %r8
+        andl $7, %eax
+        cmpl $4, %eax
+        jb fz_convert
+        je fz_invalid
+        cmpl $7, %eax
+        jb fz_write
+        movq %r8, %r9
+        shrq $8, %r9
+        andl $(FZ_PAGES - 1), %r9d
+        jmp fz_check_page
+
+fz_convert:
+        movq %r8, %r9
+        shrq $8, %r9
+        andl $(FZ_PAGES - 1), %r9d      /* r9: first page */
+        movl $FZ_PAGES, %r10d
+        subl %r9d, %r10d                /* r10: pages to the end of the half */
+        movq %r8, %rax
+        shrq $16, %rax
+        testl $0x70, %eax               /* 1 in 8: all of them */
+        jz 1f
+        andl $15, %eax
+        incl %eax
+        cmpl %r10d, %eax
+        jae 1f
+        movl %eax, %r10d
+1:      movq %r8, %r11
+        shrq $24, %r11
+        andl $(MAP_GPA_ENCRYPTED | 3), %r11d    /* r11: attributes */
+        movq %r9, %rbx
+        shlq $12, %rbx
+        addq %r14, %rbx
+        movq %r10, %rcx
+        movq %r11, %rdx
+        call hypercall
+        testq %rax, %rax
+        jz 2f
+        movq %rbx, %rdi
+        jmp fz_bad
+2:      incq FZ_OK(%r13)
+        xorl %eax, %eax                 /* the state asked for */
+        testl $MAP_GPA_ENCRYPTED, %r11d
+        setnz %al
+        movq %r9, %rdi
+        shlq $4, %rdi
+        addq %r15, %rdi                 /* the first page's model */
+3:      cmpq %rax, 8(%rdi)
+        je 4f
+        movq %rax, 8(%rdi)              /* changed: it reads zero */
+        movq $0, (%rdi)
+4:      addq $16, %rdi
+        decl %r10d
+        jnz 3b
+        ret
+
+fz_invalid:
+        movq %r8, %r9
+        shrq $8, %r9                    /* r9: random bits */
+        movq %r9, %rax
+        shrq $20, %rax
+        andl $7, %eax
+        movl $MAP_GPA_ENCRYPTED, %edx
+        movl $1, %ecx
+        movq %r14, %rbx
+        cmpl $1, %eax
+        jb 10f
+        je 11f
+        cmpl $3, %eax
+        jb 12f
+        je 13f
+        cmpl $5, %eax
+        jb 14f
+        je 15f
+        cmpl $6, %eax
+        je 16f
+        /* 7: far above RAM */
+        movq %r9, %rbx
+        btsq $40, %rbx
+        andq $~0xfff, %rbx
+        movq %r9, %rcx
+        andl $0xff, %ecx
+        incl %ecx
+        jmp 19f
+10:     movq %r9, %rax                  /* 0: not page-aligned */
+        andl $0xfff, %eax
+        orl $1, %eax
+        addq %rax, %rbx
+        jmp 19f
+11:     xorl %ecx, %ecx                 /* 1: no pages */
+        jmp 19f
+12:     movq %r9, %rcx                  /* 2: so many pages they overflow */
+        btsq $62, %rcx
+        jmp 19f
+13:     movq (STATE + S_RAM_SIZE), %rbx /* 3: across the end of RAM */
+        subq $4096, %rbx
+        movl $2, %ecx
+        jmp 19f
+14:     movl $0xfee00000, %ebx          /* 4: the local APIC, MMIO */
+        jmp 19f
+15:     movq %r9, %rbx                  /* 5: the hole below 4 GiB */
+        andl $0xff000, %ebx
+        orl $0xc0000000, %ebx
+        movq %r9, %rcx
+        andl $15, %ecx
+        incl %ecx
+        jmp 19f
+16:     movq %r9, %rdx                  /* 6: unknown attribute bits */
+        orq $0x20, %rdx
+19:     call hypercall
+        movq $EINVAL_RET, %rdx
+        cmpq %rdx, %rax
+        je 20f
+        movq %rbx, %rdi
+        jmp fz_bad
+20:     incq FZ_EINVAL(%r13)
+        ret
+
+fz_write:
+        movq %r8, %r9
+        shrq $8, %r9
+        andl $(FZ_PAGES - 1), %r9d
+        call fz_rand
+        orq $1, %rax                    /* never 0, which means zero */
+        movq %r9, %rdi
+        shlq $12, %rdi
+        addq %r14, %rdi
+        movq %rax, (%rdi)
+        movq %rax, 4088(%rdi)
+        movq %r9, %rdi
+        shlq $4, %rdi
+        movq %rax, (%r15, %rdi)
+        ret
+
+/* fz_check_page: page %r9 of the half against its model */
+fz_check_page:
+        movq %r9, %rax
+        shlq $4, %rax
+        movq (%r15, %rax), %rax
+        movq %r9, %rdi
+        shlq $12, %rdi
+        addq %r14, %rdi
+        cmpq %rax, (%rdi)
+        jne fz_bad
+        addq $4088, %rdi
+        cmpq %rax, (%rdi)
+        jne fz_bad
+        ret
+
+/* fuzz_check_all: every page of the half */
+fuzz_check_all:
+        xorl %r9d, %r9d
+1:      call fz_check_page
+        incl %r9d
+        cmpl $FZ_PAGES, %r9d
+        jb 1b
+        ret
+
 /* KIND_HCALL: the hypercall as given; print its result and go on */
 raw_hcall:
         movq R_BASE(%r13), %rbx
@@ -504,6 +825,19 @@ raw_hcall:
         call hypercall
         leaq msg_hc_raw(%rip), %rsi
         call putline
+        addl $R_SIZE, %r13d
+        decl %r12d
+        jmp next_range
+
+/* KIND_WAIT: until the host writes host_seed at base */
+wait_host:
+        leaq msg_waiting(%rip), %rsi
+        call puts
+        movq R_BASE(%r13), %rdi
+        movl R_HSEED(%r13), %eax
+1:      pause
+        cmpq %rax, (%rdi)
+        jne 1b
         addl $R_SIZE, %r13d
         decl %r12d
         jmp next_range
@@ -583,6 +917,8 @@ next_range:
 
         cmpl $KIND_HCALL, R_KIND(%r13)
         je raw_hcall
+        cmpl $KIND_WAIT, R_KIND(%r13)
+        je wait_host
 
         movq R_BASE(%r13), %r14
         movq R_LEN(%r13), %r15
@@ -600,6 +936,8 @@ next_range:
         je bench_range
         cmpl $KIND_RACE, R_KIND(%r13)
         je race_range
+        cmpl $KIND_FUZZ, R_KIND(%r13)
+        je fuzz_range
         cmpl $KIND_PRIVATE, R_KIND(%r13)
         jne 2f
         movl $MAP_GPA_ENCRYPTED, %edx   /* private pages start zeroed too */
@@ -832,6 +1170,11 @@ msg_hp_private: .asciz "DIMM PRIVATE 2 MiB\n"
 msg_hp_gone:    .asciz "DIMM GONE, its first word reads "
 msg_counter:    .asciz "COUNTER "
 msg_race:       .asciz "RACE DONE passes="
+msg_waiting:    .asciz "WAITING for the host\n"
+msg_fuzz_ok:    .asciz "FUZZ ok="
+msg_fuzz_einval: .asciz " einval="
+msg_fuzz_bad_n: .asciz " bad="
+msg_fuzz_bad:   .asciz "RESULT FAIL fuzz: not as modelled, first at "
 
         /*
          * The descriptors have their accessed bit set already: the GDT is in

@@ -44,6 +44,8 @@ KIND_SHARED = 3
 KIND_HCALL = 4
 KIND_BENCH = 5      # conversion benchmark (bench/in_rig.py)
 KIND_RACE = 6       # a second vCPU converts the range back and forth (-smp 2)
+KIND_WAIT = 7       # wait until the host writes host_seed into the word at base
+KIND_FUZZ = 8       # both vCPUs fuzz conversions on their half of 2 MiB (-smp 2)
 MAP_GPA_ENCRYPTED = 0x10
 DEFAULT_SEED = 0x5EED5EED
 
