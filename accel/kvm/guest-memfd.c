@@ -19,6 +19,10 @@
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
 #include "qemu/atomic.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/units.h"
+#include "qemu/thread.h"
 #include <linux/kvm.h>
 #include "system/kvm.h"
 #include "system/guest-memfd.h"
@@ -26,6 +30,7 @@
 #include "system/memory.h"
 #include "system/address-spaces.h"
 #include "system/kvm_int.h"
+#include "trace/trace-overlay.h"
 
 int64_t kvm_guest_memfd_supported_flags(void)
 {
@@ -197,28 +202,299 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
            gpa + size > gpa;
 }
 
-int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
-{
-    uint64_t done, len;
+/*
+ * Conversions.  A guest can ask for any range at once, and changing the
+ * state of a GiB takes about a second in the rig; so a conversion holds
+ * the BQL for a bounded piece of work at a time, and conversions are
+ * serialized by a lock of their own instead.  Whatever runs between two
+ * pieces (QMP, other vCPUs, memory hot-unplug) sees every page in one
+ * state or the other, with KVM and the RAM block's record agreeing.
+ *
+ * A conversion is made in two passes over the runs of pages whose state
+ * changes (pages already in the state asked for are left alone, contents
+ * included):
+ * 1. state: KVM's attributes and the RAM block's record, run by run.  A
+ *    run becoming shared first has its shared side discarded: what the
+ *    host wrote there while the page was private (DMA, a debugger, qtest)
+ *    must not reach the guest, which gets zeroes.  Nothing is lost in
+ *    this pass: when a run fails (KVM cannot allocate, the memory map
+ *    changed), the runs changed so far are changed back, and the guest
+ *    gets an error with nothing converted.
+ * 2. discard: the side each run left is freed (its contents can no longer
+ *    be reached).  Discarding does not fail on the files guest memory
+ *    comes from (shmem and guest_memfd punch holes); if it did, the range
+ *    stays converted, the guest gets -EIO, and what was not freed is freed
+ *    when the page changes state again.
+ */
+#define GMEM_CONVERT_BYTES  (16 * MiB)  /* converted per hold of the BQL */
+#define GMEM_CONVERT_RUNS   256         /* runs changed per hold of the BQL */
+#define GMEM_CONVERT_PAUSE_US 50        /* without the BQL between two */
 
-    if (!gmem_range_valid(gpa, size)) {
-        return -EINVAL;
+typedef struct GmemRun {
+    hwaddr gpa;
+    uint64_t size;
+} GmemRun;
+
+static QemuMutex gmem_convert_lock;
+
+static void __attribute__((constructor)) gmem_convert_lock_init(void)
+{
+    qemu_mutex_init(&gmem_convert_lock);
+}
+
+/*
+ * The first run of pages in [*gpa, end) that a conversion @to_private
+ * changes (shared pages, for @to_private), within one RAM block: *gpa
+ * moves to its start, and its RAM block and offset go to @rb and @offset.
+ * Returns its size; 0 (with *gpa at @end) when there is none; -EINVAL if
+ * some page on the way is not private-capable RAM.  With the BQL held.
+ */
+static int64_t gmem_next_run(hwaddr *gpa, hwaddr end, bool to_private,
+                             RAMBlock **rb, ram_addr_t *offset)
+{
+    uint64_t page = qemu_real_host_page_size();
+
+    while (*gpa < end) {
+        uint64_t len = gmem_private_section(*gpa, end - *gpa, rb, offset);
+        unsigned long first, last, i, next, *bitmap;
+
+        if (!len || !(*rb)->attributes) {
+            return -EINVAL;
+        }
+        bitmap = (*rb)->attributes->bitmap;     /* set: shared */
+        first = *offset / page;
+        last = first + len / page;
+        i = to_private ? find_next_bit(bitmap, last, first) :
+                         find_next_zero_bit(bitmap, last, first);
+        if (i == last) {
+            *gpa += len;
+            continue;
+        }
+        next = to_private ? find_next_zero_bit(bitmap, last, i) :
+                            find_next_bit(bitmap, last, i);
+        *gpa += (i - first) * page;
+        *offset = i * page;
+        return (next - i) * page;
     }
+    return 0;
+}
+
+/* Set KVM's attributes and @rb's record of a run; undo both on failure. */
+static int gmem_set_run_state(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
+                              uint64_t size, bool to_private)
+{
+    int ret;
+
+    kvm_guest_memfd_attributes_changing();
+    ret = to_private ? kvm_set_memory_attributes_private(gpa, size) :
+                       kvm_set_memory_attributes_shared(gpa, size);
+    if (ret) {
+        return ret;
+    }
+    ret = ram_block_attributes_state_change(rb->attributes, offset, size,
+                                            to_private);
+    if (ret) {
+        /* A listener refused the new state: back to the old one */
+        kvm_guest_memfd_attributes_changing();
+        if (to_private) {
+            kvm_set_memory_attributes_shared(gpa, size);
+        } else {
+            kvm_set_memory_attributes_private(gpa, size);
+        }
+        ram_block_attributes_state_change(rb->attributes, offset, size,
+                                          !to_private);
+    }
+    return ret;
+}
+
+/* Pass 1 for one run: see above. */
+static int gmem_change_run(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
+                           uint64_t size, bool to_private)
+{
+    int ret;
+
+    if (!to_private) {
+        ret = ram_block_discard_range(rb, offset, size);
+        if (ret) {
+            return ret;
+        }
+    }
+    return gmem_set_run_state(rb, offset, gpa, size, to_private);
+}
+
+/*
+ * The RAM block a changed run is in now, if it is still private-capable
+ * RAM recorded all in state @private.  With the BQL held.
+ */
+static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
+                                ram_addr_t *offset)
+{
+    uint64_t page = qemu_real_host_page_size();
+    unsigned long first, last, *bitmap;
+    RAMBlock *rb;
+
+    if (gmem_private_section(run->gpa, run->size, &rb, offset) != run->size ||
+        !rb->attributes) {
+        return NULL;    /* unplugged since: its pages went with it */
+    }
+    bitmap = rb->attributes->bitmap;
+    first = *offset / page;
+    last = first + run->size / page;
+    if ((private ? find_next_bit(bitmap, last, first) :
+                   find_next_zero_bit(bitmap, last, first)) != last) {
+        return NULL;
+    }
+    return rb;
+}
+
+/*
+ * Between two pieces of a conversion: let whoever waits for the BQL (the
+ * main loop, other vCPUs) have it.  Unlocking alone would not do: the
+ * mutex is not fair, and this thread would take it back first.
+ */
+static void gmem_bql_pause(void)
+{
+    bql_unlock();
+    g_usleep(GMEM_CONVERT_PAUSE_US);
+    bql_lock();
+}
+
+/* Pass 1 failed: change the runs changed so far back.  With the BQL. */
+static int gmem_undo_runs(GArray *runs, bool to_private)
+{
+    int ret = 0;
+    guint i;
+
+    for (i = 0; i < runs->len; i++) {
+        GmemRun *run = &g_array_index(runs, GmemRun, i);
+        ram_addr_t offset;
+        RAMBlock *rb;
+        int err;
+
+        if (i && i % GMEM_CONVERT_RUNS == 0) {
+            gmem_bql_pause();
+        }
+        rb = gmem_run_block(run, to_private, &offset);
+        if (!rb) {
+            continue;
+        }
+        err = gmem_set_run_state(rb, offset, run->gpa, run->size,
+                                 !to_private);
+        if (!err && to_private) {
+            /* What a racing vCPU may have allocated there meanwhile */
+            err = ram_block_discard_guest_memfd_range(rb, offset, run->size);
+        }
+        if (err) {
+            error_report("guest_memfd: cannot change [0x%" HWADDR_PRIx
+                         ", +0x%" PRIx64 ") back to %s after a failed "
+                         "conversion: %s", run->gpa, run->size,
+                         to_private ? "shared" : "private", strerror(-err));
+            ret = err;
+        }
+    }
+    return ret;
+}
+
+/* Pass 2: free the side each run left.  With the BQL. */
+static int gmem_discard_runs(GArray *runs, bool to_private)
+{
+    uint64_t freed = 0;
+    int ret = 0;
+    guint i;
+
+    for (i = 0; i < runs->len; i++) {
+        GmemRun *run = &g_array_index(runs, GmemRun, i);
+        ram_addr_t offset;
+        RAMBlock *rb;
+        int err;
+
+        if (freed >= GMEM_CONVERT_BYTES || (i && i % GMEM_CONVERT_RUNS == 0)) {
+            gmem_bql_pause();
+            freed = 0;
+        }
+        rb = gmem_run_block(run, to_private, &offset);
+        if (!rb) {
+            continue;
+        }
+        err = to_private ? ram_block_discard_range(rb, offset, run->size) :
+                     ram_block_discard_guest_memfd_range(rb, offset, run->size);
+        if (err) {
+            error_report("guest_memfd: [0x%" HWADDR_PRIx ", +0x%" PRIx64
+                         ") is %s, but its %s pages cannot be freed: %s",
+                         run->gpa, run->size,
+                         to_private ? "private" : "shared",
+                         to_private ? "shared" : "private", strerror(-err));
+            ret = err;
+        }
+        freed += run->size;
+    }
+    return ret;
+}
+
+/* With the BQL, which it drops between pieces of work */
+static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
+{
+    g_autoptr(GArray) runs = g_array_new(false, false, sizeof(GmemRun));
+    hwaddr pos, end = gpa + size;
+    uint64_t len, budget = GMEM_CONVERT_BYTES;
+    unsigned nruns = 0;
+    int ret = 0;
+
     /* All or nothing: check the whole range before changing any of it. */
-    for (done = 0; done < size; done += len) {
-        len = gmem_private_section(gpa + done, size - done, NULL, NULL);
+    for (pos = gpa; pos < end; pos += len) {
+        len = gmem_private_section(pos, end - pos, NULL, NULL);
         if (!len) {
             return -EINVAL;
         }
     }
-    kvm_guest_memfd_attributes_changing();
-    for (done = 0; done < size; done += len) {
-        len = gmem_private_section(gpa + done, size - done, NULL, NULL);
-        if (kvm_convert_memory(gpa + done, len, to_private)) {
-            return -EIO;
+
+    for (pos = gpa; pos < end; ) {
+        GmemRun run;
+        ram_addr_t offset;
+        RAMBlock *rb;
+        int64_t next;
+
+        if (!budget || nruns == GMEM_CONVERT_RUNS) {
+            gmem_bql_pause();
+            budget = GMEM_CONVERT_BYTES;
+            nruns = 0;
         }
+        next = gmem_next_run(&pos, end, to_private, &rb, &offset);
+        if (next <= 0) {
+            ret = next;
+            break;
+        }
+        run = (GmemRun) { .gpa = pos, .size = MIN((uint64_t)next, budget) };
+        ret = gmem_change_run(rb, offset, run.gpa, run.size, to_private);
+        if (ret) {
+            break;
+        }
+        g_array_append_val(runs, run);
+        pos += run.size;
+        budget -= run.size;
+        nruns++;
     }
-    return 0;
+    trace_kvm_guest_memfd_convert(gpa, size, to_private, runs->len, ret);
+    if (ret) {
+        return gmem_undo_runs(runs, to_private) ? -EIO : ret;
+    }
+    return gmem_discard_runs(runs, to_private);
+}
+
+int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
+{
+    int ret;
+
+    assert(!bql_locked());
+    if (!gmem_range_valid(gpa, size)) {
+        return -EINVAL;
+    }
+    qemu_mutex_lock(&gmem_convert_lock);
+    bql_lock();
+    ret = gmem_convert_locked(gpa, size, to_private);
+    bql_unlock();
+    qemu_mutex_unlock(&gmem_convert_lock);
+    return ret == -EINVAL ? ret : ret ? -EIO : 0;
 }
 
 int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)

@@ -86,13 +86,21 @@ bool kvm_guest_memfd_private_capable(const RAMBlock *rb);
  *
  * Convert guest memory for a guest's request.  Every page of the range
  * must be private-capable guest_memfd RAM (not mmap=on memory, not a hole,
- * not MMIO); the range may span several RAM blocks.  Nothing is changed
- * unless the whole range is valid.  Uses kvm_convert_memory(), which sets
- * the KVM memory attributes, updates the RAM block's RamBlockAttributes
- * and discards the side that is dropped.
+ * not MMIO); the range may span several RAM blocks.  Pages already in the
+ * state asked for are left as they are.  Pages that change state read as
+ * zero in their new state; the side they leave is freed.  Sets KVM's
+ * memory attributes and the RAM blocks' RamBlockAttributes, whose
+ * listeners hear of each change.
  *
- * Returns: 0 on success; -EINVAL if the range is not valid; -EIO if the
- * host failed to convert (reported with error_report()).
+ * Called without the BQL: conversions are serialized by a lock of their
+ * own and take the BQL for a bounded piece of work at a time, so that a
+ * large range stalls neither the monitor nor other vCPUs.
+ *
+ * Returns: 0 when the whole range was converted; -EINVAL, with nothing
+ * changed, if the range is not valid (or stops being so during the
+ * conversion: memory unplugged); -EIO if the host failed (reported with
+ * error_report()): nothing changed, or, if freeing the old side failed,
+ * the range converted with some of its old side still allocated.
  */
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private);
 
@@ -189,5 +197,23 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
  */
 int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
                                         hwaddr gpa, uint64_t size);
+
+/**
+ * ram_block_private_run:
+ * @rb: a RAM block, or NULL
+ * @offset: an offset in @rb
+ * @len: in: the length of an access at @offset; out: shortened to the
+ *       pages that are in the same state as the first one
+ *
+ * For QEMU's own accesses to guest memory (system/physmem.c): whether the
+ * first page at @offset is private, in a private-capable guest_memfd RAM
+ * block (memory-backend-guest-memfd, mmap=off).  Reading it through
+ * QEMU's mapping would give no private byte but allocate the page's
+ * shared side; the access must not reach it.
+ *
+ * Returns: true if the page is private, false otherwise (also for RAM
+ * blocks without private pages).
+ */
+bool ram_block_private_run(RAMBlock *rb, ram_addr_t offset, hwaddr *len);
 
 #endif

@@ -95,12 +95,11 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
     if (!swp) {
         return -ENOSYS;
     }
-    /*
-     * vCPU threads take hypercall exits without the BQL; conversions,
-     * their bookkeeping and memory hot-unplug must not interleave.
-     */
-    BQL_LOCK_GUARD();
 
+    /*
+     * vCPU threads take hypercall exits without the BQL, which the
+     * conversion takes a piece at a time.
+     */
     if ((attrs & ~SWP_MAP_GPA_ATTRS) || !npages ||
         npages > UINT64_MAX / TARGET_PAGE_SIZE) {
         ret = -EINVAL;
@@ -109,6 +108,7 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
                                       to_private);
     }
 
+    BQL_LOCK_GUARD();
     if (!ret) {
         if (to_private) {
             swp->to_private++;
@@ -160,7 +160,7 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
     if (!swp) {
         return -ENOSYS;
     }
-    /* Conversions and memory hot-unplug run under the BQL too. */
+    /* Each piece of a conversion, and memory hot-unplug, hold the BQL. */
     BQL_LOCK_GUARD();
     state = kvm_guest_memfd_range_state(gpa, size);
     if (state == -EINVAL && private &&
