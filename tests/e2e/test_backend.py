@@ -11,7 +11,7 @@ import time
 from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, Skip, gmem_fds, mappings,
                       meminfo, payload_args, pattern_mismatches,
                       pattern_word, payload_result,
-                      require_gmem_mmap, run_qemu, DEFAULT_SEED)
+                      require_gmem_mmap, run_qemu, DEFAULT_SEED, ROOT)
 
 MiB = 1 << 20
 GMEM = "memory-backend-guest-memfd"
@@ -320,39 +320,16 @@ def test_run_time_property_changes():
         results, last)
 
 
-def expect_error(args, needle, accel="kvm"):
-    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", accel] + args)
-    assert rc == 1, "exit code %d (want 1) for %r: %s" % (rc, args, out)
-    assert needle in out, "%r not in the error for %r: %s" % (needle, args, out)
-    assert "core dumped" not in out and "Aborted" not in out, out
-
-
-def test_command_line_errors():
-    """Every bad input exits 1 with a message that says what is wrong."""
+def test_bad_inputs():
+    """The host's rows of the bad-input table (tests/lib/bad_inputs.py):
+    each command line exits 1 with its message, each QMP and HMP command
+    gets its error and QEMU runs on.  docs/system/guest-memfd-errors.rst
+    is made from the same table and must be up to date."""
     require_gmem_mmap()
-    m = ["-machine", "q35,memory-backend=m0", "-m", "64M"]
-    expect_error(gmem_obj("m0", 64 * MiB) + m, "needs the KVM accelerator", "tcg")
-    expect_error(gmem_obj("m0", 64 * MiB) + m, "needs the KVM accelerator", "qtest")
-    expect_error(["-object", GMEM + ",id=m0"] + m, "'size' is missing")
-    expect_error(["-object", GMEM + ",id=m0,size=0"] + m, "doesn't take value '0'")
-    expect_error(gmem_obj("m0", 64 * MiB + 100) + m, "not a non-zero multiple")
-    expect_error(gmem_obj("m0", 64 * MiB, ",share=off") + m, "share=off is not supported")
-    expect_error(gmem_obj("m0", 64 * MiB, ",merge=on") + m, "merge=on is not supported")
-    expect_error(gmem_obj("m0", 64 * MiB, ",policy=bind,host-nodes=9") + m,
-                 "node 9 does not exist")
-    expect_error(gmem_obj("m0", 64 * MiB, ",mmap=off") + m,
-                 "cannot make memory private")
-    expect_error(gmem_obj("m0", 1 << 50, ",prealloc=on") +
-                 ["-machine", "q35,memory-backend=m0", "-m", "1P"],
-                 "cannot preallocate")
-    # One backend, two users.
-    expect_error(gmem_obj("m0", 64 * MiB) + ["-machine", "q35", "-m", "128M",
-                                             "-numa", "node,memdev=m0",
-                                             "-numa", "node,memdev=m0"],
-                 "can't be used multiple times")
-    expect_error(gmem_obj("m0", 64 * MiB) + gmem_obj("d0", 64 * MiB) + m[:2] +
-                 ["-m", "64M,slots=2,maxmem=1G",
-                  "-device", "pc-dimm,id=a,memdev=d0",
-                  "-device", "pc-dimm,id=b,memdev=d0"],
-                 "can't use already busy memdev: d0")
+    import bad_inputs
+    path = os.path.join(ROOT, "docs", "system", "guest-memfd-errors.rst")
+    with open(path) as f:
+        assert f.read() == bad_inputs.rst(), \
+            "%s is out of date: python3 tests/lib/bad_inputs.py > it" % path
+    return bad_inputs.check("host")
 

@@ -396,6 +396,16 @@ def test_sw_protected_guest_needs_private_backend():
     assert rc == 1 and "Use mmap=off" in out, (rc, out)
 
 
+def test_bad_inputs_in_the_rig():
+    """The rig's rows of the bad-input table (tests/lib/bad_inputs.py),
+    which need a VM with private memory: sw-protected-guest's command
+    lines, QMP and HMP on a VM with mmap=off memory, and the guest's bad
+    KVM_HC_MAP_GPA_RANGE requests (each gets -EINVAL, nothing is
+    converted, the VM runs on)."""
+    import bad_inputs
+    return bad_inputs.check("rig")
+
+
 def test_conversion_straddling_two_backends():
     """A range across the boundary of two backends (two NUMA nodes) is
     converted in both; each backend counts its own private bytes."""
