@@ -4,14 +4,23 @@
 # changed it only runs a no-op ninja.
 #   --asan  the same, with AddressSanitizer, in build/qemu-asan (for the
 #           tests that look for memory errors; QEMU_ASAN_BIN)
+#   --no-kvm  the same, without KVM (TCG only), in build/qemu-nokvm: the
+#           backend's type exists in every Linux build (QEMU_NOKVM_BIN)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 asan=()
+kvm=(--enable-kvm)
+devices=gmem
 if [ "${1:-}" = --asan ]; then
     shift
     asan=(--enable-asan)
     QEMU_BUILD=$QEMU_ASAN_BUILD
+elif [ "${1:-}" = --no-kvm ]; then
+    shift
+    kvm=(--disable-kvm)
+    devices=gmem-nokvm
+    QEMU_BUILD=$QEMU_NOKVM_BUILD
 fi
 
 "$GM_ROOT/scripts/setup-deps.sh"
@@ -20,8 +29,8 @@ fi
 config=(
     --target-list=x86_64-softmmu
     --without-default-features
-    --without-default-devices --with-devices-x86_64=gmem
-    --enable-kvm --enable-tcg
+    --without-default-devices --with-devices-x86_64=$devices
+    "${kvm[@]}" --enable-tcg
     --enable-fdt=system --enable-slirp
     --enable-virtfs --enable-attr --enable-cap-ng
     --enable-numa
@@ -47,8 +56,10 @@ fi
 
 command -v ccache >/dev/null && ccache --max-size=8G >/dev/null
 jobs=$(( $(nproc) + 1 ))
-gm_log "building qemu-system-x86_64${asan[@]+ with AddressSanitizer} $*"
-log=$GM_BUILD/ninja${asan[@]+-asan}.log
+what=${asan[@]+ with AddressSanitizer}
+[ "${kvm[0]}" = --disable-kvm ] && what=" without KVM"
+gm_log "building qemu-system-x86_64$what $*"
+log=$QEMU_BUILD.ninja.log
 ninja -C "$QEMU_BUILD" -j"$jobs" qemu-system-x86_64 "$@" >"$log" 2>&1 ||
     { grep -E "error:|undefined reference|^FAILED" "$log" | head -40 >&2;
       gm_die "build failed (log: $log)"; }

@@ -15,6 +15,8 @@ QEMU_BUILD=$GM_BUILD/qemu-build
 QEMU_BIN=$QEMU_BUILD/qemu-system-x86_64
 QEMU_ASAN_BUILD=$GM_BUILD/qemu-asan
 QEMU_ASAN_BIN=$QEMU_ASAN_BUILD/qemu-system-x86_64
+QEMU_NOKVM_BUILD=$GM_BUILD/qemu-nokvm
+QEMU_NOKVM_BIN=$QEMU_NOKVM_BUILD/qemu-system-x86_64
 . "$GM_ROOT/configs/pins.sh"
 
 gm_log() { echo "[$(basename "$0" .sh)] $*" >&2; }

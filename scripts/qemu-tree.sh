@@ -47,6 +47,9 @@ link_overlay() {
     ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
     ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
         "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
+    # The same devices for a build without KVM: less what needs KVM
+    grep -v -E '^CONFIG_(SEV|TDX)=' "$GM_ROOT/configs/x86_64-devices.mak" \
+        >"$QEMU_SRC/configs/devices/x86_64-softmmu/gmem-nokvm.mak"
     # The overlay's headers, where QEMU's code expects them: include/ for
     # the generic ones, target/ for what a target's own code includes.
     (cd "$GM_ROOT" && find include target -name '*.h') | while read -r h; do

@@ -71,6 +71,11 @@ def build(qtest_targets):
                         env=env)
     if r:
         return False
+    # A build without KVM, where the backend's type must still exist
+    r = subprocess.call([os.path.join(ROOT, "scripts", "build-qemu.sh"), "--no-kvm"],
+                        env=env)
+    if r:
+        return False
     r = subprocess.call(["make", "-s", "-C", os.path.join(ROOT, "tests", "guest"),
                          "O=" + os.path.join(gmemtest.BUILD, "guest")])
     return r == 0

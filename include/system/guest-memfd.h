@@ -12,6 +12,9 @@
 #ifndef SYSTEM_GUEST_MEMFD_H
 #define SYSTEM_GUEST_MEMFD_H
 
+#include "exec/hwaddr.h"
+#include "exec/cpu-common.h"
+
 #define TYPE_MEMORY_BACKEND_GUEST_MEMFD "memory-backend-guest-memfd"
 
 /**

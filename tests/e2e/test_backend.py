@@ -5,6 +5,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
+import subprocess
 import struct
 import time
 
@@ -318,6 +319,30 @@ def test_run_time_property_changes():
             results[how] = most
     return "merge=on refused; prealloc threads besides QEMU's own: %r, on CPU %d" % (
         results, last)
+
+
+def test_built_without_kvm():
+    """QEMU built without KVM (scripts/build-qemu.sh --no-kvm): the QAPI
+    schema declares memory-backend-guest-memfd on every Linux host, so
+    the type exists there too, and creating one says that it needs KVM.
+    (Before, the backend was built only with KVM, and its header did not
+    build on its own.)"""
+    from gmemtest import QEMU_NOKVM
+    assert os.path.exists(QEMU_NOKVM), "no build without KVM at " + QEMU_NOKVM
+    p = subprocess.run([QEMU_NOKVM, "-object", "help"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True)
+    assert GMEM in p.stdout.split(), p.stdout
+    p = subprocess.run([QEMU_NOKVM, "-accel", "kvm", "-display", "none"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=30)
+    assert p.returncode == 1 and "kvm" in p.stdout.lower(), p.stdout
+    p = subprocess.run([QEMU_NOKVM, "-nodefaults", "-display", "none",
+                        "-accel", "tcg"] + gmem_obj("m0", 64 * MiB) +
+                       ["-machine", "q35,memory-backend=m0", "-m", "64M"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=30)
+    assert p.returncode == 1 and "needs the KVM accelerator" in p.stdout, p.stdout
+    return p.stdout.splitlines()[0]
 
 
 def test_bad_inputs():

@@ -18,6 +18,7 @@ BUILD = os.environ.get("GM_BUILD", os.path.join(ROOT, "build"))
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
 # The same, built with AddressSanitizer (scripts/build-qemu.sh --asan)
 QEMU_ASAN = os.path.join(BUILD, "qemu-asan", "qemu-system-x86_64")
+QEMU_NOKVM = os.path.join(BUILD, "qemu-nokvm", "qemu-system-x86_64")
 PAYLOAD = os.path.join(BUILD, "guest", "payload.bin")
 
 # <linux/kvm.h>
