@@ -223,8 +223,9 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  * 2. discard: the side each run left is freed (its contents can no longer
  *    be reached).  Discarding does not fail on the files guest memory
  *    comes from (shmem and guest_memfd punch holes); if it did, the range
- *    stays converted, the guest gets -EIO, and what was not freed is freed
- *    when the page changes state again.
+ *    would stay converted and the guest get -EIO, and the pages not freed
+ *    would keep their old contents on the side they left, for the guest
+ *    to find again if it converted them back.
  */
 #define GMEM_CONVERT_BYTES  (16 * MiB)  /* converted per hold of the BQL */
 #define GMEM_CONVERT_RUNS   256         /* runs changed per hold of the BQL */
