@@ -432,26 +432,32 @@ def test_conversion_straddling_two_backends():
 
 
 def test_conversion_storm():
-    """As many requests as the payload can carry (160), good and bad mixed:
-    each gets its answer, the counters add up, the private bytes match the
-    last state of each page, QEMU keeps running and holds no more files
-    than before."""
+    """As many requests as the payload can carry (160), good and bad mixed,
+    40 pages made private, shared, private again, then a third of them
+    left private: each request gets its answer, the counters add up, the
+    private bytes match the last state of each page; the guest then writes
+    and checks all 40 pages, and the host, reading them back, finds the
+    guest's data on the shared ones and zeroes on the private ones.  QEMU
+    keeps running and holds no more files than before the storm."""
     n = 160
     base = 0x1000000
     ranges = []
     want = []
     for i in range(n):
-        page = base + (i % 40) * 4096
+        phase, j = divmod(i, 40)
+        page = base + j * 4096
         if i % 4 == 3:
             ranges.append((0xfee00000, 1, KIND_HCALL, MAP_GPA_ENCRYPTED))
             want.append(EINVAL)
         else:
-            attrs = MAP_GPA_ENCRYPTED if (i // 40) % 2 == 0 else 0
-            ranges.append((page, 1, KIND_HCALL, attrs))
+            private = phase % 2 == 0 or (phase == 3 and j % 3 == 0)
+            ranges.append((page, 1, KIND_HCALL, MAP_GPA_ENCRYPTED if private else 0))
             want.append(0)
+    ranges.append((base, 40 * 4096, KIND_GUEST, 0))
     blob = payload_args(ranges, flags=FLAG_HALT)
-    with Qemu(SWP_ARGS[:-1], args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+    with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
         fds_before = len(os.listdir("/proc/%d/fd" % vm.proc.pid))
+        vm.qmp.cmd("cont")
         out = vm.wait_output("RESULT ", 120)
         assert payload_result(out).startswith("RESULT PASS"), out
         got = hcall_results(out)
@@ -467,13 +473,24 @@ def test_conversion_storm():
         assert vm.qom_get("/objects/swp", "conversions-rejected") == n - good
         # Each page ends in the state its last good request asked for.
         state = {}
-        for (gpa, _, _, attrs), w in zip(ranges, want):
-            if w == 0:
+        for (gpa, _, kind, attrs), w in zip(ranges, want):
+            if w == 0 and kind == KIND_HCALL:
                 state[gpa] = bool(attrs & MAP_GPA_ENCRYPTED)
         private = sum(state.values()) * 4096
+        assert 0 < private < 40 * 4096, private
         assert vm.qom_get("/objects/ram0", "private-bytes") == private, private
+        data = vm.read_memory(base, 40 * 4096)
+        for gpa, is_private in sorted(state.items()):
+            page = data[gpa - base:gpa - base + 4096]
+            if is_private:
+                assert page == bytes(4096), "private page 0x%x reads %r" % (
+                    gpa, page[:8])
+            else:
+                assert page[:8] == pattern_word(gpa, DEFAULT_SEED).to_bytes(
+                    8, "little"), "shared page 0x%x reads %r" % (gpa, page[:8])
         assert len(os.listdir("/proc/%d/fd" % vm.proc.pid)) == fds_before
-        return "%d requests, %d good" % (n, good)
+        return "%d requests, %d good; %d of 40 pages left private" % (
+            n, good, private // 4096)
 
 
 def hcall_results(out):
