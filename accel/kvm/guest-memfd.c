@@ -360,9 +360,18 @@ static void gmem_bql_pause(void)
     bql_lock();
 }
 
-/* Pass 1 failed: change the runs changed so far back.  With the BQL. */
-static int gmem_undo_runs(GArray *runs, bool to_private)
+typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
+                        bool to_private);
+
+/*
+ * Call @fn for each of the runs a conversion @to_private changed that is
+ * still in the state it left it in (in a RAM block still there), with the
+ * BQL, pausing after 16 MiB or 256 runs as the conversion itself does.
+ * Returns the last error @fn returned, 0 if none.
+ */
+static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn)
 {
+    uint64_t done = 0;
     int ret = 0;
     guint i;
 
@@ -372,64 +381,58 @@ static int gmem_undo_runs(GArray *runs, bool to_private)
         RAMBlock *rb;
         int err;
 
-        if (i && i % GMEM_CONVERT_RUNS == 0) {
+        if (done >= GMEM_CONVERT_BYTES || (i && i % GMEM_CONVERT_RUNS == 0)) {
             gmem_bql_pause();
+            done = 0;
         }
         rb = gmem_run_block(run, to_private, &offset);
         if (!rb) {
             continue;
         }
-        err = gmem_set_run_state(rb, offset, run->gpa, run->size,
-                                 !to_private);
-        if (!err && to_private) {
-            /* What a racing vCPU may have allocated there meanwhile */
-            err = ram_block_discard_guest_memfd_range(rb, offset, run->size);
-        }
+        err = fn(rb, offset, run, to_private);
         if (err) {
-            error_report("guest_memfd: cannot change [0x%" HWADDR_PRIx
-                         ", +0x%" PRIx64 ") back to %s after a failed "
-                         "conversion: %s", run->gpa, run->size,
-                         to_private ? "shared" : "private", strerror(-err));
             ret = err;
         }
+        done += run->size;
     }
     return ret;
 }
 
-/* Pass 2: free the side each run left.  With the BQL. */
-static int gmem_discard_runs(GArray *runs, bool to_private)
+/* Pass 1 failed: change a run changed so far back. */
+static int gmem_undo_run(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
+                         bool to_private)
 {
-    uint64_t freed = 0;
-    int ret = 0;
-    guint i;
+    int err = gmem_set_run_state(rb, offset, run->gpa, run->size, !to_private);
 
-    for (i = 0; i < runs->len; i++) {
-        GmemRun *run = &g_array_index(runs, GmemRun, i);
-        ram_addr_t offset;
-        RAMBlock *rb;
-        int err;
-
-        if (freed >= GMEM_CONVERT_BYTES || (i && i % GMEM_CONVERT_RUNS == 0)) {
-            gmem_bql_pause();
-            freed = 0;
-        }
-        rb = gmem_run_block(run, to_private, &offset);
-        if (!rb) {
-            continue;
-        }
-        err = to_private ? ram_block_discard_range(rb, offset, run->size) :
-                     ram_block_discard_guest_memfd_range(rb, offset, run->size);
-        if (err) {
-            error_report("guest_memfd: [0x%" HWADDR_PRIx ", +0x%" PRIx64
-                         ") is %s, but its %s pages cannot be freed: %s",
-                         run->gpa, run->size,
-                         to_private ? "private" : "shared",
-                         to_private ? "shared" : "private", strerror(-err));
-            ret = err;
-        }
-        freed += run->size;
+    if (!err && to_private) {
+        /* What a racing vCPU may have allocated there meanwhile */
+        err = ram_block_discard_guest_memfd_range(rb, offset, run->size);
     }
-    return ret;
+    if (err) {
+        error_report("guest_memfd: cannot change [0x%" HWADDR_PRIx
+                     ", +0x%" PRIx64 ") back to %s after a failed "
+                     "conversion: %s", run->gpa, run->size,
+                     to_private ? "shared" : "private", strerror(-err));
+    }
+    return err;
+}
+
+/* Pass 2: free the side a run left. */
+static int gmem_discard_run(RAMBlock *rb, ram_addr_t offset,
+                            const GmemRun *run, bool to_private)
+{
+    int err = to_private ?
+              ram_block_discard_range(rb, offset, run->size) :
+              ram_block_discard_guest_memfd_range(rb, offset, run->size);
+
+    if (err) {
+        error_report("guest_memfd: [0x%" HWADDR_PRIx ", +0x%" PRIx64
+                     ") is %s, but its %s pages cannot be freed: %s",
+                     run->gpa, run->size,
+                     to_private ? "private" : "shared",
+                     to_private ? "shared" : "private", strerror(-err));
+    }
+    return err;
 }
 
 /* With the BQL, which it drops between pieces of work */
@@ -477,9 +480,9 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
     }
     trace_kvm_guest_memfd_convert(gpa, size, to_private, runs->len, ret);
     if (ret) {
-        return gmem_undo_runs(runs, to_private) ? -EIO : ret;
+        return gmem_for_each_run(runs, to_private, gmem_undo_run) ? -EIO : ret;
     }
-    return gmem_discard_runs(runs, to_private);
+    return gmem_for_each_run(runs, to_private, gmem_discard_run);
 }
 
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
