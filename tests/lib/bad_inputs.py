@@ -199,8 +199,8 @@ def check(env):
     """Run the rows of env ('host' or 'rig'); returns a summary."""
     import fcntl
     import os
-    from gmemtest import (Qemu, run_qemu, payload_args, FLAG_HALT, KIND_HCALL,
-                          KVM_CREATE_VM)
+    from gmemtest import (Qemu, run_qemu, payload_args, hcall_results,
+                          FLAG_HALT, KIND_HCALL, KVM_CREATE_VM)
     rows = [c for c in CASES if c.env == env]
     skipped = []
     for c in (c for c in rows if c.via == "command line"):
@@ -242,8 +242,7 @@ def check(env):
             if hcalls:
                 vm.qmp.cmd("cont")
                 out = vm.wait_output("RESULT ", 120)
-                got = [int(line.split()[-1], 16) for line in out.splitlines()
-                       if "hypercall returned" in line]
+                got = hcall_results(out)
                 assert got == [EINVAL] * len(hcalls), (got, out)
                 assert vm.qmp.cmd("query-status")["status"] == "running"
                 for prop in ("conversions-to-private", "conversions-to-shared",

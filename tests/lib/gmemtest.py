@@ -396,6 +396,28 @@ def payload_result(out):
     return None
 
 
+def hcall_results(out):
+    """What each of the payload's KIND_HCALL hypercalls returned (RAX)."""
+    return [int(line.split()[-1], 16) for line in out.splitlines()
+            if "hypercall returned" in line]
+
+
+def thread_states(pid):
+    """Each thread of process pid: its id, name, state and CPU time (ticks),
+    for a failure's message."""
+    out = []
+    for t in sorted(os.listdir("/proc/%d/task" % pid)):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        out.append("%s %s %s %d" % (t, comm, st[0], int(st[11]) + int(st[12])))
+    return "; ".join(out)
+
+
 def gmem_fds(pid):
     """{fd number: inode} of the guest_memfds that process pid holds."""
     fds = {}

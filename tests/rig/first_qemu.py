@@ -8,10 +8,9 @@ QMP said "running"; with -cpu host, never.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import time
 
-from gmemtest import Qemu
+from gmemtest import Qemu, thread_states
 
 
 def test_documented_command_line_first():
@@ -35,21 +34,12 @@ def test_documented_command_line_first():
             if time.time() > deadline:
                 regs = vm.qmp.hmp("info registers")
                 status = vm.qmp.cmd("query-status")["status"]
-                pid = vm.proc.pid
-                threads = []
-                for t in os.listdir("/proc/%d/task" % pid):
-                    with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                        st = f.read().rsplit(")", 1)[1].split()
-                    with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
-                        comm = f.read().strip()
-                    threads.append("%s %s state %s cpu %s" % (
-                        t, comm, st[0], int(st[11]) + int(st[12])))
                 raise AssertionError(
                     "SeaBIOS did not boot in 60 s (status %s): %s | %s | %s" % (
                         status, vm.output()[-200:],
                         " ".join(l for l in regs.splitlines()
                                  if l.startswith(("EIP=", "RIP=", "CS ="))),
-                        "; ".join(threads)))
+                        thread_states(vm.proc.pid)))
             time.sleep(0.2)
         out = vm.output()
     return "SeaBIOS booted: " + [line for line in out.splitlines()

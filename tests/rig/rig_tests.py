@@ -84,7 +84,8 @@ def test_mmap_off_needs_private_memory():
 # -- sw-protected-guest: private memory and conversions --------------------
 
 from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL, KIND_RACE,  # noqa: E402
-                      KIND_WAIT, KIND_FUZZ, pattern_word,
+                      KIND_WAIT, KIND_FUZZ, pattern_word, hcall_results,
+                      thread_states,
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
                       pattern_mismatches, meminfo)
 
@@ -493,11 +494,6 @@ def test_conversion_storm():
             n, good, private // 4096)
 
 
-def hcall_results(out):
-    return [int(line.split()[-1], 16) for line in out.splitlines()
-            if "hypercall returned" in line]
-
-
 def test_reset_makes_memory_shared_again():
     """A reset starts a sw-protected guest as it started the first time:
     what it made private is dropped and all of its memory is shared, in
@@ -679,6 +675,21 @@ class RigCorrupted(Exception):
     guest cannot have."""
 
 
+def guest_hangs(vm, why):
+    """The payload guest in vm hangs: raise RigCorrupted if a vCPU is
+    where the payload never runs, else AssertionError; why, with the
+    vCPUs' RIPs, is the message."""
+    regs = vm.qmp.hmp("info registers -a")
+    rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
+            if l.startswith("RIP=")]
+    why += "; RIPs %s" % " ".join("0x%x" % r for r in rips)
+    # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
+    # a Linux kernel address) is not the guest's doing.
+    if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
+        raise RigCorrupted(why)
+    raise AssertionError(why)
+
+
 def race_run(n):
     """One run of KIND_RACE with n round trips: (its RACE line, counters)."""
     blob = payload_args([(0x400000, 4096, KIND_RACE, n)], flags=FLAG_HALT)
@@ -691,20 +702,9 @@ def race_run(n):
             assert status == "running", "the VM %s: %s %s" % (
                 status, vm.output()[-300:], vm.errors()[-600:])
             if time.time() > deadline:
-                regs = vm.qmp.cmd("human-monitor-command",
-                                  **{"command-line": "info registers -a"})
-                rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
-                        if l.startswith("RIP=")]
-                why = "no result: %s; counters %r; RIPs %s" % (
+                guest_hangs(vm, "no result: %s; counters %r" % (
                     vm.output()[-120:], {c: vm.qom_get("/objects/swp", c) for c in (
-                        "conversions-to-private", "faults-retried", "faults-failed")},
-                    " ".join("0x%x" % r for r in rips))
-                # The payload runs from its image below 4 GiB: a RIP
-                # elsewhere (seen: a Linux kernel address) is not the
-                # guest's doing.
-                if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
-                    raise RigCorrupted(why)
-                raise AssertionError(why)
+                        "conversions-to-private", "faults-retried", "faults-failed")}))
             time.sleep(0.2)
         out = vm.wait_output("RESULT ", 10)
         assert payload_result(out).startswith("RESULT PASS"), out
@@ -749,21 +749,6 @@ def proc_status(pid, field):
     raise KeyError(field)
 
 
-def qemu_threads(pid):
-    """Each thread of process pid: name, state, CPU time (ticks)."""
-    out = []
-    for t in sorted(os.listdir("/proc/%d/task" % pid)):
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        out.append("%s %s %s %d" % (t, comm, st[0], int(st[11]) + int(st[12])))
-    return "; ".join(out)
-
-
 def fuzz_run(steps):
     """One KIND_FUZZ run: (the guest's counts per vCPU, QEMU's counters,
     requests per second, growth of QEMU's RSS, the shared side and the
@@ -792,16 +777,9 @@ def fuzz_run(steps):
             if now != last:
                 last, moved = now, time.time()
             elif time.time() - moved > 10:
-                regs = vm.qmp.hmp("info registers -a")
-                rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
-                        if l.startswith("RIP=")]
-                why = "no conversion for 10 s, at %d: %s; RIPs %s; QEMU " \
-                    "threads: %s" % (last, vm.output()[-200:],
-                                     " ".join("0x%x" % r for r in rips),
-                                     qemu_threads(vm.proc.pid))
-                if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
-                    raise RigCorrupted(why)
-                raise AssertionError(why)
+                guest_hangs(vm, "no conversion for 10 s, at %d: %s; QEMU "
+                            "threads: %s" % (last, vm.output()[-200:],
+                                             thread_states(vm.proc.pid)))
             time.sleep(1)
         took = time.time() - t0
         out = vm.wait_output("RESULT ", 10)
