@@ -682,7 +682,8 @@ def guest_hangs(vm, why):
     regs = vm.qmp.hmp("info registers -a")
     rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
             if l.startswith("RIP=")]
-    why += "; RIPs %s" % " ".join("0x%x" % r for r in rips)
+    # First: a retried run's message is cut short.
+    why = "RIPs %s; %s" % (" ".join("0x%x" % r for r in rips), why)
     # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
     # a Linux kernel address) is not the guest's doing.
     if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
