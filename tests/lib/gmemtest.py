@@ -257,6 +257,10 @@ class QtestClient:
         self.sock.close()
 
 
+class QemuStuck(Exception):
+    """A QEMU process that SIGKILL did not end."""
+
+
 class Qemu:
     """qemu-system-x86_64 with a QMP socket, debugcon to a file and
     isa-debug-exit.  Use as a context manager."""
@@ -366,12 +370,22 @@ class Qemu:
             self.qmp.close()
         if self.qtest:
             self.qtest.close()
+        stuck = None
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                # A thread that never leaves the kernel (seen in the rig,
+                # when its TCG corrupted a nested vCPU) outlives SIGKILL:
+                # say so rather than wait for ever.
+                stuck = "QEMU (pid %d) still runs 30 s after SIGKILL; its " \
+                    "threads: %s" % (self.proc.pid, thread_states(self.proc.pid))
         if hasattr(self, "stderr"):
             self.stderr.close()
         subprocess.call(["rm", "-rf", self.dir])
+        if stuck:
+            raise QemuStuck(stuck)
 
     def __enter__(self):
         return self if self.proc else self.start()

@@ -55,12 +55,14 @@ class RigResult:
         self.wall = wall
 
 
-def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args=""):
+def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args="",
+            accel="tcg"):
     """Boot the rig, run words (a command, from the repository's root, in a
     chroot of this host's root) and power off.  The command can write
     files to $GM_RIG_RESULTS, which come back in RigResult.results; its
     scratch space is $TMPDIR.  kernel_args go on the rig kernel's command
-    line (e.g. "kvm.gmem_dirty_logging=0")."""
+    line (e.g. "kvm.gmem_dirty_logging=0"); accel is the rig's own (e.g.
+    "tcg,thread=single": one host thread for both of its vCPUs)."""
     for w in words:
         assert "," not in w and " " not in w, "rig commands cannot hold ',' or ' '"
     tmp = tempfile.mkdtemp(prefix="gmem-rig-")
@@ -72,7 +74,7 @@ def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args=""):
     # Two NUMA nodes, a CPU and half the memory each, so that what tests
     # NUMA placement (guest_memfd's mbind) has nodes to place on.
     half = "%dM" % (int(mem[:-1]) * {"M": 1, "G": 1024}[mem[-1]] // 2)
-    cmd = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", mem,
+    cmd = [QEMU, "-accel", accel, "-cpu", "max", "-smp", "2", "-m", mem,
            "-object", "memory-backend-ram,id=rn0,size=" + half,
            "-object", "memory-backend-ram,id=rn1,size=" + half,
            "-numa", "node,nodeid=0,cpus=0,memdev=rn0",
