@@ -128,7 +128,8 @@ def tail(out, n=6):
 def test_guest_memfd_test():
     """guest_memfd on every VM type: flags, fallocate, mmap, a guest
     that reads and writes it; mbind and NUMA placement, which it passes
-    over silently on a machine of one node (the rig has two)."""
+    over silently on a machine of one node (the rig has two); the faults
+    a read through a new mapping takes (fault-around)."""
     nodes = len([n for n in os.listdir("/sys/devices/system/node")
                  if re.match(r"node\d+$", n)])
     # Dirty logging of guest_memfd memslots (kernel-patches/gmem-dirty-log),
@@ -139,6 +140,9 @@ def test_guest_memfd_test():
             (["bitmap ok", "ring ok"] if logging else
              ["off (kvm.gmem_dirty_logging=0), refused"]) +
             ["refused for VMs with private memory"]]
+    # A read through a new mapping maps the pages around each fault
+    # (kernel-patches/gmem-fault-around).
+    said.append("Fault-around: ")
     return run("guest_memfd_test", must_say=said) + "; %d NUMA nodes; " \
         "dirty logging of guest_memfd %s" % (nodes, "on" if logging else "off")
 
