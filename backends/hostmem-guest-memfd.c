@@ -97,6 +97,64 @@ static uint64_t gmem_host_available(void)
     return kib * KiB;
 }
 
+/* A number in a cgroup file; false if it is missing or "max". */
+static bool gmem_cgroup_read(const char *dir, const char *file, uint64_t *val)
+{
+    g_autofree char *path = g_build_filename(dir, file, NULL);
+    g_autofree char *text = NULL;
+    const char *end;
+
+    return g_file_get_contents(path, &text, NULL, NULL) &&
+           !qemu_strtou64(text, &end, 10, val) && (!*end || *end == '\n');
+}
+
+/*
+ * How much more QEMU's memory cgroup (cgroup v2 at /sys/fs/cgroup) and
+ * its ancestors let it charge, the least of memory.max - memory.current
+ * along the way up; UINT64_MAX if no limit applies or none can be read.
+ * *limited names the cgroup that sets it.
+ */
+static uint64_t gmem_cgroup_available(char **limited)
+{
+    g_autofree char *self = NULL;
+    g_autofree char *dir = NULL;
+    uint64_t room = UINT64_MAX;
+    const char *line;
+
+    *limited = NULL;
+    if (!g_file_get_contents("/proc/self/cgroup", &self, NULL, NULL)) {
+        return room;
+    }
+    /* cgroup v2 has one line, "0::/path" */
+    line = strstr(self, "0::/");
+    if (!line || (line != self && line[-1] != '\n')) {
+        return room;
+    }
+    dir = g_strndup(line + 3, strcspn(line + 3, "\n"));
+    for (;;) {
+        g_autofree char *sys = g_build_filename("/sys/fs/cgroup", dir, NULL);
+        uint64_t max, cur;
+        char *slash;
+
+        if (gmem_cgroup_read(sys, "memory.max", &max) &&
+            gmem_cgroup_read(sys, "memory.current", &cur)) {
+            uint64_t left = max > cur ? max - cur : 0;
+
+            if (left < room) {
+                room = left;
+                g_free(*limited);
+                *limited = g_strdup(dir);
+            }
+        }
+        slash = strrchr(dir, '/');
+        if (!slash || slash == dir) {
+            break;
+        }
+        *slash = '\0';
+    }
+    return room;
+}
+
 /* Everything that can be refused before a guest_memfd is created. */
 static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
 {
@@ -168,7 +226,9 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     }
 
     if (backend->prealloc) {
+        g_autofree char *cgroup = NULL;
         uint64_t avail = gmem_host_available();
+        uint64_t room = gmem_cgroup_available(&cgroup);
 
         if (avail && backend->size > avail) {
             g_autofree char *want = size_to_str(backend->size);
@@ -176,6 +236,19 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
 
             error_setg(errp, "%s: cannot preallocate %s: the host has %s "
                        "available", type, want, have);
+            return false;
+        }
+        /*
+         * Past its memory.max, the kernel kills QEMU rather than fail
+         * the allocation: refuse first.
+         */
+        if (backend->size > room) {
+            g_autofree char *want = size_to_str(backend->size);
+            g_autofree char *have = size_to_str(room);
+
+            error_setg(errp, "%s: cannot preallocate %s: QEMU's memory cgroup "
+                       "%s allows %s more (memory.max)", type, want, cgroup,
+                       have);
             return false;
         }
     }

@@ -6,10 +6,11 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import fcntl
 import os
+import subprocess
 import tempfile
 import time
 
-from gmemtest import (KIND_GUEST, QEMU_ASAN, Qemu, Skip, kvm_caps, payload_args,
+from gmemtest import (KIND_GUEST, QEMU, QEMU_ASAN, Qemu, Skip, kvm_caps, payload_args,
                       FLAG_HOTPLUG, FLAG_HP_PRIVATE, FLAG_HP_AGAIN,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
                       KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES,
@@ -817,6 +818,92 @@ def test_qmp_answers_while_the_guest_converts_a_gib():
             2 * ROUNDS, took, n, worst * 1000, idle * 1000)
     assert worst < 0.1, figures
     return figures
+
+
+# -- memory cgroups -----------------------------------------------------------
+
+CGROUP = "/sys/fs/cgroup"
+
+
+class MemoryCgroup:
+    """A child memory cgroup (cgroup v2) with memory.max = limit.  Its
+    qemu is a script that moves itself into the cgroup and runs QEMU, so
+    that nothing else (this runner) is charged or can be OOM-killed."""
+
+    def __init__(self, name, limit):
+        self.path = os.path.join(CGROUP, name)
+        self.limit = limit
+        self.qemu = os.path.join(tempfile.mkdtemp(prefix="gmem-cg-"), "qemu")
+
+    def write(self, name, value, path=None):
+        with open(os.path.join(path or self.path, name), "w") as f:
+            f.write(str(value))
+
+    def events(self):
+        with open(os.path.join(self.path, "memory.events")) as f:
+            return dict((k, int(v)) for k, v in (l.split() for l in f))
+
+    def __enter__(self):
+        if not os.path.exists(os.path.join(CGROUP, "cgroup.controllers")):
+            subprocess.check_call(["mount", "-t", "cgroup2", "none", CGROUP])
+        with open(os.path.join(CGROUP, "cgroup.controllers")) as f:
+            if "memory" not in f.read():
+                raise Skip("the rig kernel has no memory cgroups (CONFIG_MEMCG)")
+        self.write("cgroup.subtree_control", "+memory", CGROUP)
+        os.makedirs(self.path, exist_ok=True)
+        self.write("memory.max", self.limit)
+        with open(self.qemu, "w") as f:
+            f.write("#!/bin/sh\necho $$ >%s/cgroup.procs || exit 99\n"
+                    "exec %s \"$@\"\n" % (self.path, QEMU))
+        os.chmod(self.qemu, 0o755)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.call(["rm", "-rf", os.path.dirname(self.qemu)])
+
+
+def test_preallocation_under_memory_max():
+    """QEMU in a memory cgroup whose memory.max is less than a backend to
+    preallocate: past memory.max the kernel kills QEMU (its OOM killer)
+    rather than fail the allocation, so the backend refuses first, naming
+    the cgroup.  At start-up (both modes) QEMU exits 1; a DIMM's backend
+    added at run time is refused while the VM runs on, and one that fits
+    is added.  Nothing was killed."""
+    M = 1 << 20
+    want = "cannot preallocate 256 MiB: QEMU's memory cgroup /gmem-test " \
+        "allows "
+    said = []
+    with MemoryCgroup("gmem-test", 192 * M) as cg:
+        for mode, extra in (("on", []), ("off", SWP_ARGS[:2])):
+            p = subprocess.run([cg.qemu, "-nodefaults", "-display", "none",
+                                "-accel", "kvm", "-cpu", "host"] + extra + [
+                "-object", "memory-backend-guest-memfd,id=m0,size=256M,"
+                "mmap=%s,prealloc=on" % mode, "-m", "256M", "-machine",
+                "q35,memory-backend=m0" +
+                (",confidential-guest-support=swp" if extra else "")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+            assert p.returncode == 1 and want in p.stdout, (mode, p.returncode, p.stdout)
+            said.append(p.stdout.strip().splitlines()[-1])
+        blob = payload_args([(0x100000, 16 * M, KIND_GUEST, 0)], flags=FLAG_HALT)
+        with Qemu(["-object", "memory-backend-guest-memfd,id=m0,size=64M",
+                   "-m", "64M,slots=2,maxmem=1G"], args_blob=blob,
+                  extra_machine=",memory-backend=m0", binary=cg.qemu) as vm:
+            out = vm.wait_output("RESULT ", 60)
+            assert payload_result(out).startswith("RESULT PASS"), out
+            resp = vm.qmp.send("object-add", **{
+                "qom-type": "memory-backend-guest-memfd", "id": "d0",
+                "size": 256 * M, "prealloc": True})
+            assert "error" in resp and want in resp["error"]["desc"], resp
+            assert vm.qmp.cmd("query-status")["status"] == "running"
+            vm.qmp.cmd("object-add", **{
+                "qom-type": "memory-backend-guest-memfd", "id": "d1",
+                "size": 32 * M, "prealloc": True})
+            vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
+            assert vm.qmp.cmd("query-status")["status"] == "running"
+        events = cg.events()
+    assert events["oom_kill"] == 0, events
+    return "refused: " + " || ".join(said + [resp["error"]["desc"]])
 
 
 # -- a real Linux guest ------------------------------------------------------
