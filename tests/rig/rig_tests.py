@@ -906,6 +906,40 @@ def test_preallocation_under_memory_max():
     return "refused: " + " || ".join(said + [resp["error"]["desc"]])
 
 
+def test_conversions_under_memory_max():
+    """A page is held once, on one side or the other, through every
+    conversion: under a memory.max of 160 MiB, a sw-protected guest
+    writes 96 MiB, makes it private (its shared side is freed, the
+    guest_memfd takes it) and shared again, writing it each time.  Were
+    either side kept, the cgroup would need 192 MiB and the kernel would
+    kill QEMU.  The guest finishes, nothing is killed, and the cgroup's
+    peak stays under the limit."""
+    M = 1 << 20
+    ranges = [(0x1000000, 96 * M, kind, 0)
+              for kind in (KIND_GUEST, KIND_PRIVATE, KIND_SHARED)]
+    with MemoryCgroup("gmem-conv", 160 * M) as cg:
+        with Qemu(SWP_ARGS[:2] + [
+                "-object", "memory-backend-guest-memfd,id=ram0,size=256M,mmap=off",
+                "-m", "256M"], args_blob=payload_args(ranges, flags=FLAG_HALT),
+                extra_machine=SWP_MACHINE, binary=cg.qemu) as vm:
+            try:
+                out = vm.wait_output("RESULT ", 120)
+            except RuntimeError as e:
+                raise AssertionError("%s; cgroup events %r" % (e, cg.events()))
+            assert payload_result(out).startswith("RESULT PASS"), out
+            counts = {c: vm.qom_get("/objects/swp", c) for c in (
+                "bytes-to-private", "bytes-to-shared", "conversions-failed")}
+            assert counts["bytes-to-private"] == counts["bytes-to-shared"] == 96 * M, counts
+            assert counts["conversions-failed"] == 0, counts
+        events = cg.events()
+        with open(os.path.join(cg.path, "memory.peak")) as f:
+            peak = int(f.read())
+    assert events["oom_kill"] == 0 and events["oom"] == 0, events
+    assert peak < 160 * M, peak
+    return "96 MiB private and shared again under memory.max 160 MiB: " \
+        "peak %d MiB, no OOM" % (peak >> 20)
+
+
 # -- a real Linux guest ------------------------------------------------------
 
 import re  # noqa: E402
