@@ -69,7 +69,8 @@ def run_all(report, select=""):
         else:
             run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
 
-    # The hostile guest (tests/rig/hostile_tests.py), in a boot of its own
+    # Two-vCPU guests that run long (tests/rig/hostile_tests.py: the
+    # conversion race, the hostile guest), in a boot of its own
     # whose TCG runs the rig's vCPUs on one thread: multi-threaded TCG
     # disturbs a two-vCPU nested guest that long (the module says how).
     sub = wanted("rig-hostile", select)

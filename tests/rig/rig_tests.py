@@ -84,7 +84,7 @@ def test_mmap_off_needs_private_memory():
 
 # -- sw-protected-guest: private memory and conversions --------------------
 
-from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL, KIND_RACE,  # noqa: E402
+from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
                       KIND_WAIT, pattern_word, hcall_results,
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
                       pattern_mismatches, meminfo)
@@ -689,57 +689,6 @@ def guest_hangs(vm, why):
     if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
         raise RigCorrupted(why)
     raise AssertionError(why)
-
-
-def race_run(n):
-    """One run of KIND_RACE with n round trips: (its RACE line, counters)."""
-    blob = payload_args([(0x400000, 4096, KIND_RACE, n)], flags=FLAG_HALT)
-    with Qemu(SWP_ARGS + ["-smp", "2"], args_blob=blob,
-              extra_machine=SWP_MACHINE) as vm:
-        vm.qmp.cmd("cont")
-        deadline = time.time() + 120
-        while "RESULT " not in vm.output():
-            status = vm.qmp.cmd("query-status")["status"]
-            assert status == "running", "the VM %s: %s %s" % (
-                status, vm.output()[-300:], vm.errors()[-600:])
-            if time.time() > deadline:
-                guest_hangs(vm, "no result: %s; counters %r" % (
-                    vm.output()[-120:], {c: vm.qom_get("/objects/swp", c) for c in (
-                        "conversions-to-private", "faults-retried", "faults-failed")}))
-            time.sleep(0.2)
-        out = vm.wait_output("RESULT ", 10)
-        assert payload_result(out).startswith("RESULT PASS"), out
-        race = [l for l in out.splitlines() if l.startswith("RACE DONE")][0]
-        return race, {c: vm.qom_get("/objects/swp", c) for c in (
-            "conversions-to-private", "conversions-to-shared",
-            "faults-retried", "faults-failed")}
-
-
-def test_conversions_racing_accesses_on_two_vcpus():
-    """Two vCPUs: one makes a page private and shared again 1000 times,
-    the other writes and reads it all the while.  KVM exits with
-    KVM_EXIT_MEMORY_FAULT whenever a conversion changes the page while it
-    handles the other vCPU's fault there; by the time QEMU looks, later
-    conversions may have changed it back, so that it matches the access.
-    Every such exit is a race, never a fault KVM cannot serve: the VM runs
-    on, and the guest finishes and checks the page.
-
-    The rig's TCG (nested SVM, two vCPUs) now and then leaves a nested
-    vCPU at a RIP the payload cannot have, such as a rig kernel address,
-    and the guest hangs: such a run is done once more, and said so."""
-    N = 1000
-    again = ""
-    try:
-        race, counts = race_run(N)
-    except RigCorrupted as e:
-        again = "; run again after the rig's TCG corrupted a vCPU (%s)" % e
-        race, counts = race_run(N)
-    # At least N each: under the rig's nested SVM, the second vCPU's
-    # hypercall is now and then executed twice (QEMU handles two exits).
-    assert counts["conversions-to-private"] >= N, counts
-    assert counts["conversions-to-shared"] >= N, counts
-    assert counts["faults-failed"] == 0, counts
-    return "%s; %r%s" % (race, counts, again)
 
 
 def test_one_gib_conversion():
