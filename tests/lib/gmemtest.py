@@ -416,6 +416,15 @@ def hcall_results(out):
             if "hypercall returned" in line]
 
 
+def proc_status(pid, field):
+    """A size field of /proc/PID/status (VmRSS, RssAnon, ...), in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
 def thread_states(pid):
     """Each thread of process pid: its id, name, state and CPU time (ticks),
     for a failure's message."""

@@ -17,8 +17,29 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import time
 
 from gmemtest import KIND_FUZZ, KIND_RACE, Qemu, Skip, meminfo, payload_args, \
-    payload_result, thread_states, FLAG_HALT
-from rig_tests import MiB, SWP_ARGS, SWP_MACHINE, RigCorrupted, guest_hangs
+    payload_result, proc_status, thread_states, FLAG_HALT
+from rig_tests import MiB, SWP_ARGS, SWP_MACHINE
+
+
+class RigCorrupted(Exception):
+    """The rig's TCG left a vCPU of the nested guest with a state the
+    guest cannot have."""
+
+
+def guest_hangs(vm, why):
+    """The payload guest in vm hangs: raise RigCorrupted if a vCPU is
+    where the payload never runs, else AssertionError; why, with the
+    vCPUs' RIPs, is the message."""
+    regs = vm.qmp.hmp("info registers -a")
+    rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
+            if l.startswith("RIP=")]
+    # First: a retried run's message is cut short.
+    why = "RIPs %s; %s" % (" ".join("0x%x" % r for r in rips), why)
+    # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
+    # a Linux kernel address) is not the guest's doing.
+    if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
+        raise RigCorrupted(why)
+    raise AssertionError(why)
 
 
 def race_run(n):
@@ -70,14 +91,6 @@ def test_conversions_racing_accesses_on_two_vcpus():
     assert counts["conversions-to-shared"] >= N, counts
     assert counts["faults-failed"] == 0, counts
     return "%s; %r%s" % (race, counts, again)
-
-
-def proc_status(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(field)
 
 
 def fuzz_run(steps):

@@ -670,27 +670,6 @@ def test_dimm_plugged_again_starts_shared():
     return "second plug: all 64 MiB shared, the guest's pattern on every page"
 
 
-class RigCorrupted(Exception):
-    """The rig's TCG left a vCPU of the nested guest with a state the
-    guest cannot have."""
-
-
-def guest_hangs(vm, why):
-    """The payload guest in vm hangs: raise RigCorrupted if a vCPU is
-    where the payload never runs, else AssertionError; why, with the
-    vCPUs' RIPs, is the message."""
-    regs = vm.qmp.hmp("info registers -a")
-    rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
-            if l.startswith("RIP=")]
-    # First: a retried run's message is cut short.
-    why = "RIPs %s; %s" % (" ".join("0x%x" % r for r in rips), why)
-    # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
-    # a Linux kernel address) is not the guest's doing.
-    if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
-        raise RigCorrupted(why)
-    raise AssertionError(why)
-
-
 def test_one_gib_conversion():
     """A 1 GiB range, aligned, that the guest has written: made private
     with one hypercall (the guest finds it zeroed and writes it again),
