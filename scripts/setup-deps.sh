@@ -16,7 +16,7 @@ set -euo pipefail
 STAMP_DIR=${GM_CACHE:-$HOME/.cache/gmem}
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-STAMP="$STAMP_DIR/deps-v8.stamp"
+STAMP="$STAMP_DIR/deps-v9.stamp"
 [ -e "$STAMP" ] && exit 0
 
 SRC=/etc/apt/sources.list.d/gmem-extra.sources
@@ -72,6 +72,9 @@ $APT build-essential ninja-build pkg-config ccache dpkg-dev \
     libcap-ng-dev libattr1-dev libnuma-dev flex bison bzip2 xz-utils file \
     busybox-static cpio gzip bc libelf-dev libssl-dev \
     gcc-multilib seabios kmod gnuplot-nox >/dev/null
+# Debian's libvirt, for the test that runs a domain under a real libvirtd
+# (tests/e2e/test_libvirt.py; no systemd needed, the test starts the daemon).
+$APT libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients >/dev/null
 $APT -t bookworm-backports meson >/dev/null
 $APT python3-pycotap/trixie >/dev/null
 

@@ -37,7 +37,7 @@ QTESTS = [
 ]
 
 # The rig first: the benchmark's smoke run uses the kernel it builds.
-E2E_MODULES = ["test_payload", "test_backend", "test_migration", "test_rig",
+E2E_MODULES = ["test_payload", "test_backend", "test_migration", "test_libvirt", "test_rig",
                "test_bench"]
 
 

@@ -1,0 +1,182 @@
+"""The backend under Debian's libvirtd (9.0): a domain from XML with the
+project's QEMU as <emulator> and memory-backend-guest-memfd passed through
+<qemu:commandline>, as docs/system/guest-memfd.rst shows it; the counters
+and a DIMM hot-plug through `virsh qemu-monitor-command`; destroy.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import struct
+import time
+
+from gmemtest import (DEFAULT_SEED, FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, QEMU,
+                      gmem_fds, pattern_mismatches, pattern_word, payload_args,
+                      payload_result, proc_status, require_gmem_mmap)
+from libvirtd import Libvirtd
+
+MiB = 1 << 20
+SIZE = 256 * MiB
+DOMAIN = "gmem-test"
+
+DOMAIN_XML = """\
+<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{name}</name>
+  <memory unit='MiB'>{mib}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader type='rom'>{payload}</loader>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <devices>
+    <emulator>{qemu}</emulator>
+    <memballoon model='none'/>
+    <controller type='usb' model='none'/>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-object'/>
+    <qemu:arg value='memory-backend-guest-memfd,id=ram0,size={mib}M'/>
+    <qemu:arg value='-machine'/>
+    <qemu:arg value='memory-backend=ram0'/>
+    <qemu:arg value='-m'/>
+    <qemu:arg value='slots=2,maxmem=1G'/>
+    <qemu:arg value='-chardev'/>
+    <qemu:arg value='file,id=dc,path={debugcon}'/>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='isa-debugcon,iobase=0xe9,chardev=dc'/>
+    <qemu:arg value='-fw_cfg'/>
+    <qemu:arg value='name=opt/gmem/args,file={args}'/>
+  </qemu:commandline>
+</domain>
+"""
+
+
+def wait_console(path, text, what, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                out = f.read()
+        except OSError:
+            out = ""
+        at = out.find(text)
+        if at >= 0 and "\n" in out[at:]:
+            return out
+        if time.time() > deadline:
+            raise AssertionError("no %r from the guest within %d s; console: %r; %s"
+                                 % (text, timeout, out, what()))
+        time.sleep(0.1)
+
+
+def check_pattern(lv, path, base, length):
+    """Guest memory [base, base+length) read by QEMU (pmemsave) holds the
+    payload's word in every page."""
+    lv.qmp(DOMAIN, "pmemsave", val=base, size=length, filename=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    bad = pattern_mismatches(data, base)
+    assert not bad, "page 0x%x holds 0x%x, want 0x%x (%d pages wrong)" % (
+        base + bad[0], struct.unpack_from("<Q", data, bad[0])[0],
+        pattern_word(base + bad[0], DEFAULT_SEED), len(bad))
+
+
+def big_anonymous_rss(pid, at_least):
+    """Rss of each anonymous mapping of process pid at least at_least long."""
+    out = []
+    with open("/proc/%d/smaps" % pid) as f:
+        size = None
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                anonymous = len(fields) == 5
+                size = end - start if anonymous and end - start >= at_least else None
+            elif fields[0] == "Rss:" and size is not None:
+                out.append(int(fields[1]) * 1024)
+    return out
+
+
+def test_libvirt_domain_on_guest_memfd():
+    """A libvirt domain's RAM is the guest_memfd: the guest's pattern is
+    read back by QEMU, the backend's counters say so, libvirt's own pc.ram
+    holds nothing, a guest_memfd DIMM hot-plugs, and destroy ends QEMU."""
+    require_gmem_mmap()
+    with Libvirtd() as lv:
+        work = lv.dir
+        debugcon = os.path.join(work, "debugcon.txt")
+        args = os.path.join(work, "args.bin")
+        with open(args, "wb") as f:
+            f.write(payload_args([(MiB, SIZE - MiB, KIND_GUEST, 0)],
+                                 flags=FLAG_HALT | FLAG_HOTPLUG))
+        xml = os.path.join(work, "domain.xml")
+        with open(xml, "w") as f:
+            f.write(DOMAIN_XML.format(name=DOMAIN, mib=SIZE // MiB, payload=PAYLOAD,
+                                      qemu=QEMU, debugcon=debugcon, args=args))
+
+        lv.virsh("create", xml)
+
+        def why():
+            return "QEMU's log: %s" % lv.qemu_log(DOMAIN)
+
+        out = wait_console(debugcon, "waiting for a DIMM", why)
+        result = payload_result(out)
+        assert result == "RESULT PASS pages=0x%016x" % ((SIZE - MiB) // 4096), out
+        assert "running" in lv.virsh("domstate", DOMAIN)
+        pid = lv.qemu_pid(DOMAIN)
+
+        # The machine's RAM is the guest_memfd backend, not libvirt's pc.ram.
+        backend = lv.qmp(DOMAIN, "qom-get", path="/machine",
+                         property="memory-backend")
+        assert backend == "/objects/ram0", "the machine's memory-backend is %r" % backend
+        memdevs = {m["id"]: m for m in lv.qmp(DOMAIN, "query-memdev")}
+        assert sorted(memdevs) == ["pc.ram", "ram0"], memdevs
+        assert len(gmem_fds(pid)) == 1
+        check_pattern(lv, os.path.join(work, "pmem.bin"), MiB, SIZE - MiB)
+        # The counters, read as a libvirt user reads them.
+        assert lv.qmp(DOMAIN, "qom-get", path="/objects/ram0",
+                      property="shared-bytes") == SIZE
+        assert lv.qmp(DOMAIN, "qom-get", path="/objects/ram0",
+                      property="private-bytes") == 0
+        ramblocks = lv.hmp(DOMAIN, "info ramblock")
+        assert "ram0" in ramblocks, ramblocks
+
+        # libvirt's own pc.ram: allocated as <memory> asks, never touched.
+        assert memdevs["pc.ram"]["size"] == SIZE, memdevs
+        anon = big_anonymous_rss(pid, SIZE)
+        assert anon, "no anonymous mapping of pc.ram's size in QEMU"
+        assert max(anon) < 2 * MiB, \
+            "an anonymous mapping of %d MiB or more holds %d kB" % (
+                SIZE // MiB, max(anon) // 1024)
+        rss_anon = proc_status(pid, "RssAnon")
+        assert rss_anon < SIZE // 2, "QEMU's RssAnon is %d MiB" % (rss_anon // MiB)
+
+        # A guest_memfd DIMM, hot-plugged and unplugged behind libvirt's back.
+        lv.qmp(DOMAIN, "object-add", **{"qom-type": "memory-backend-guest-memfd",
+                                        "id": "d1", "size": 64 * MiB})
+        lv.qmp(DOMAIN, "device_add", driver="pc-dimm", id="dimm1", memdev="d1")
+        out = wait_console(debugcon, "DIMM PASS", why)
+        assert "DIMM PASS pages=0x0000000000004000" in out, out
+        assert len(gmem_fds(pid)) == 2
+        addr = lv.qmp(DOMAIN, "query-memory-devices")[0]["data"]["addr"]
+        check_pattern(lv, os.path.join(work, "pmem.bin"), addr, 64 * MiB)
+        # As docs/system/guest-memfd.rst says: libvirt does not track it.
+        assert "dimm" not in lv.virsh("dumpxml", DOMAIN)
+        assert "tainted: custom-monitor" in lv.qemu_log(DOMAIN), lv.qemu_log(DOMAIN)
+        lv.qmp(DOMAIN, "device_del", id="dimm1")
+        wait_console(debugcon, "DIMM EJECTED", why)
+        deadline = time.time() + 30
+        while lv.qmp(DOMAIN, "query-memory-devices") and time.time() < deadline:
+            time.sleep(0.1)
+        assert lv.qmp(DOMAIN, "query-memory-devices") == []
+        lv.qmp(DOMAIN, "object-del", id="d1")
+
+        lv.virsh("destroy", DOMAIN)
+        deadline = time.time() + 30
+        while os.path.exists("/proc/%d" % pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists("/proc/%d" % pid), "QEMU still runs after destroy"
+        assert DOMAIN not in lv.virsh("list", "--all", "--name").split()
+        return "%s; %d MiB of RssAnon in QEMU" % (result, rss_anon // MiB)
