@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 from gmemtest import (FLAG_COUNTER, FLAG_HALT, KIND_BENCH, KIND_GUEST,  # noqa: E402
                       KIND_PRIVATE, KIND_SHARED, Qemu, meminfo, payload_args,
-                      payload_result)
+                      payload_result, proc_status)
 from migration import (assert_no_failure, counters, ram_args,  # noqa: E402
                        wait_counter, wait_migration)
 
@@ -155,8 +155,7 @@ def footprint(mode, size, rng):
             if private != want_private:
                 raise RuntimeError("private-bytes %d, the storm left %d"
                                    % (private, want_private))
-        with open("/proc/%d/status" % vm.proc.pid) as f:
-            anon = [int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon:")][0]
+        anon = proc_status(vm.proc.pid, "RssAnon")
     return {"held": held, "anon": anon, "private": private}
 
 

@@ -48,7 +48,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 from gmemtest import (BUILD, FLAG_HALT, KIND_GUEST, ROOT, Qemu,  # noqa: E402
-                      meminfo, payload_args, payload_result, require_gmem_mmap)
+                      meminfo, payload_args, payload_result, proc_status,
+                      require_gmem_mmap)
 from rig import build_rig, run_rig  # noqa: E402
 
 MiB = 1 << 20
@@ -77,14 +78,6 @@ def ram_ranges(size):
             (4 * GiB, size - LOWMEM, KIND_GUEST, 0)]
 
 
-def rss_anon(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def startup_run(backend, size, prealloc):
     """(seconds to the payload's result, bytes held then)."""
     opts = "%s,id=m0,size=%d" % (backend, size)
@@ -102,7 +95,7 @@ def startup_run(backend, size, prealloc):
         result = payload_result(out)
         if not result.startswith("RESULT PASS"):
             raise RuntimeError("%s: %s" % (opts, result))
-        held = (rss_anon(vm.proc.pid) + meminfo("Shmem") - shmem0 +
+        held = (proc_status(vm.proc.pid, "RssAnon") + meminfo("Shmem") - shmem0 +
                 meminfo("Unevictable") - unev0)
     finally:
         vm.stop()
