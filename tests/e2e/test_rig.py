@@ -2,8 +2,9 @@
 cached) and the initramfs, boots the rig once under TCG and runs
 tests/rig/rig_tests.py in it; once more for Linux's KVM selftests
 (tests/rig/kvm_selftests.py).  Each in-rig test is reported as its own
-result.  If the kernel or the rig cannot be built or booted, the rig
-tests are reported as SKIP or FAIL with the reason, never as passed.
+result.  If the project's kernel, initramfs or selftests cannot be built,
+or the rig cannot be booted, that is a FAIL with the reason, never a pass
+or a skip; only Debian's kernels, when they cannot be downloaded, SKIP.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -57,64 +58,60 @@ def build_rig_and_selftests():
     return kernel, initramfs, why
 
 
+def rig_group(report, select, prefix, run, selftests=False):
+    """Run the rig group prefix if select wants it: build the rig (and
+    Linux's KVM selftests, if selftests), then run(sub, kernel, initramfs)
+    with the in-rig filter.  The project's own kernel, initramfs and
+    selftests must build: if one does not, the group FAILs, naming it."""
+    sub = wanted(prefix, select)
+    if sub is None:
+        return
+    kernel, initramfs, why = build_rig_and_selftests() if selftests else build_rig()
+    if why:
+        report("FAIL", prefix + "/build", why)
+    else:
+        run(sub, kernel, initramfs)
+
+
 def run_all(report, select=""):
-    sub = wanted("rig", select)
-    if sub is not None:
-        kernel, initramfs, why = build_rig()
+    def main_rig(sub, kernel, initramfs):
         # The Linux test guest's initramfs (the rig's root is read-only).
-        subprocess.run([os.path.join(ROOT, "tests", "guest", "linux", "build.sh")],
-                       stdout=subprocess.DEVNULL)
+        _, why = run_build("tests/guest/linux/build.sh", "the Linux test guest")
         if why:
-            report("SKIP", "rig/all", why)
-        else:
-            run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
+            report("FAIL", "rig/linux-guest-build", why)
+        run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
+    rig_group(report, select, "rig", main_rig)
 
     # Two-vCPU guests that run long (tests/rig/hostile_tests.py: the
     # conversion race, the hostile guest), in a boot of its own
     # whose TCG runs the rig's vCPUs on one thread: multi-threaded TCG
     # disturbs a two-vCPU nested guest that long (the module says how).
-    sub = wanted("rig-hostile", select)
-    if sub is not None:
-        kernel, initramfs, why = build_rig()
-        if why:
-            report("SKIP", "rig-hostile/all", why)
-        else:
-            run_one(report, "rig-hostile", kernel, initramfs, "hostile_tests", sub,
-                    accel="tcg,thread=single", timeout=600)
+    rig_group(report, select, "rig-hostile",
+              lambda sub, kernel, initramfs: run_one(
+                  report, "rig-hostile", kernel, initramfs, "hostile_tests", sub,
+                  accel="tcg,thread=single", timeout=600))
 
     # The documented sw-protected-guest command line as the first QEMU in
     # freshly booted rigs (tests/rig/first_qemu.py): once a hang in 4 of
     # 12; 8 boots would show that rate with 96% odds.
-    sub = wanted("rig-first-qemu", select)
-    if sub is not None:
-        kernel, initramfs, why = build_rig()
-        if why:
-            report("SKIP", "rig-first-qemu/all", why)
-        else:
-            first_qemu(report, kernel, initramfs)
+    rig_group(report, select, "rig-first-qemu",
+              lambda sub, kernel, initramfs: first_qemu(report, kernel, initramfs))
 
     # Linux's own KVM selftests for guest_memfd and private memory, built
     # from the rig kernel's tree (tests/rig/build-selftests.sh).
-    sub = wanted("kvm-selftests", select)
-    if sub is not None:
-        kernel, initramfs, why = build_rig_and_selftests()
-        if why:
-            report("SKIP", "kvm-selftests/all", why)
-        else:
-            run_one(report, "kvm-selftests", kernel, initramfs, "kvm_selftests", sub)
+    rig_group(report, select, "kvm-selftests",
+              lambda sub, kernel, initramfs: run_one(
+                  report, "kvm-selftests", kernel, initramfs, "kvm_selftests", sub),
+              selftests=True)
 
     # The kernel series' switches turned off: what QEMU and the selftests
     # do on a kernel that has the series but does not use it.
     for name, kernel_args, modules in SWITCHED_OFF:
-        sub = wanted(name, select)
-        if sub is None:
-            continue
-        kernel, initramfs, why = build_rig_and_selftests()
-        if why:
-            report("SKIP", name + "/all", why)
-        else:
-            run_one(report, name, kernel, initramfs, modules, sub,
-                    kernel_args=kernel_args)
+        rig_group(report, select, name,
+                  lambda sub, kernel, initramfs, name=name, kernel_args=kernel_args,
+                  modules=modules: run_one(report, name, kernel, initramfs, modules,
+                                           sub, kernel_args=kernel_args),
+                  selftests=True)
 
     for name, pkg, version, sha in DEBIAN_KERNELS:
         sub = wanted(name, select)
