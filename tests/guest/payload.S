@@ -42,7 +42,6 @@
 #define MAP_GIB         16
 #define STATE           0x30000         /* variables, see below */
 #define ARGS            0x31000         /* the fw_cfg args file, <= 4 KiB */
-#define ARGS_MAX        4096
 #define DIRENT          0x32000         /* one fw_cfg directory entry */
 #define STACK_TOP       0x9f000
 
@@ -82,31 +81,8 @@
 #define APIC_ICR_LO     0xfee00300
 #define APIC_SVR        0xfee000f0
 
-/* args file layout (little-endian) */
-#define ARGS_MAGIC      0x31414d47      /* "GMA1" */
-#define A_MAGIC         0
-#define A_FLAGS         4
-#define A_SEED          8
-#define A_NRANGES       12
-#define A_RANGES        16
-#define R_BASE          0
-#define R_LEN           8
-#define R_KIND          16
-#define R_HSEED         20
-#define R_SIZE          24
+#include "payload-abi.h"
 #define MAX_RANGES      ((ARGS_MAX - A_RANGES) / R_SIZE)
-
-#define FLAG_HALT       1               /* halt at the end instead of exiting */
-#define FLAG_HOTPLUG    2               /* then test a DIMM hot-plugged in slot 0 */
-#define FLAG_HP_PRIVATE 4               /* and make its first 2 MiB private, and
-                                           read it again once it is ejected */
-#define FLAG_COUNTER    8               /* then, pass after pass, check and bump
-                                           a counter in every page of the first
-                                           range, see counter_loop */
-#define FLAG_HP_AGAIN   16              /* with FLAG_HOTPLUG: once the DIMM is
-                                           ejected, test the next DIMM in slot 0
-                                           the same way, with no conversion
-                                           and no read once it is gone */
 
 /* ACPI memory hotplug registers (docs/specs/acpi_mem_hotplug.rst) */
 #define MEMHP_BASE      0xa00
@@ -118,45 +94,9 @@
 #define MEMHP_INSERT    0x2                     /* status: insert event */
 #define MEMHP_REMOVE    0x4                     /* status: remove event */
 #define MEMHP_EJECT     0x8                     /* control: eject */
-#define KIND_GUEST      0               /* write and check the guest pattern */
-#define KIND_HOST       1               /* check the host's pattern first */
-#define KIND_PRIVATE    2               /* make it private, check it is zero, then
-                                           write and check */
-#define KIND_SHARED     3               /* make it shared, check it is zero, then
-                                           write and check */
-#define KIND_HCALL      4               /* only the hypercall, with base, len
-                                           (pages) and host_seed (attributes)
-                                           as given; print what it returns */
-#define KIND_BENCH      5               /* conversion benchmark: write the range,
-                                           make it private host_seed pages at a
-                                           time, write it, make it shared the
-                                           same way; a marker hypercall that
-                                           QEMU refuses (the local APIC) before
-                                           and after each pass, for timing */
-#define KIND_RACE       6               /* two vCPUs: the second one makes the
-                                           range private and shared again,
-                                           host_seed times, while this one
-                                           writes and reads its pages; then
-                                           write and check (needs -smp 2) */
-#define KIND_WAIT       7               /* print WAITING, then wait until the
-                                           host writes host_seed into the
-                                           64-bit word at base (shared) */
-#define KIND_FUZZ       8               /* a hostile guest: both vCPUs (-smp 2)
-                                           make host_seed random steps each,
-                                           on their own 1 MiB half of the
-                                           range (2 MiB): conversions of
-                                           random runs, bad requests of every
-                                           kind, writes and checks against
-                                           a model of what each page must
-                                           hold; see fuzz_step */
 #define EINVAL_RET      0xffffffffffffffea
 #define BENCH_MARK      0xfee00000
 
-/* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
-#define HC_MAP_GPA_RANGE        12
-#define MAP_GPA_ENCRYPTED       0x10
-
-#define DEFAULT_SEED    0x5eed5eed
 #define LOW_LIMIT       0x80000000      /* default ranges stay below 2 GiB */
 
         .section .text

@@ -7,6 +7,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import fcntl
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -31,24 +32,38 @@ KVM_CAP_GUEST_MEMFD_FLAGS = 244
 GUEST_MEMFD_FLAG_MMAP = 1 << 0
 GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
 
-# Payload ABI (tests/guest/payload.S)
-ARGS_MAGIC = 0x31414D47
-FLAG_HALT = 1
-FLAG_HOTPLUG = 2    # then test a DIMM hot-plugged in slot 0, eject it
-FLAG_HP_PRIVATE = 4  # and make its first 2 MiB private, read it once gone
-FLAG_COUNTER = 8    # then bump a counter in every page of range 0, forever
-FLAG_HP_AGAIN = 16  # once ejected, test the next DIMM in slot 0 (no conversion)
-KIND_GUEST = 0
-KIND_HOST = 1
-KIND_PRIVATE = 2
-KIND_SHARED = 3
-KIND_HCALL = 4
-KIND_BENCH = 5      # conversion benchmark (bench/in_rig.py)
-KIND_RACE = 6       # a second vCPU converts the range back and forth (-smp 2)
-KIND_WAIT = 7       # wait until the host writes host_seed into the word at base
-KIND_FUZZ = 8       # both vCPUs fuzz conversions on their half of 2 MiB (-smp 2)
-MAP_GPA_ENCRYPTED = 0x10
-DEFAULT_SEED = 0x5EED5EED
+
+def _payload_abi():
+    """The numbers of tests/guest/payload-abi.h, the one definition of
+    the payload's argument file ("#define NAME number" lines)."""
+    abi = {}
+    with open(os.path.join(ROOT, "tests", "guest", "payload-abi.h")) as f:
+        for m in re.finditer(r"^#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\b",
+                             f.read(), re.M):
+            abi[m.group(1)] = int(m.group(2), 0)
+    # The layout payload_args() packs
+    assert (abi["A_RANGES"], abi["R_SIZE"]) == (16, 24), abi
+    return abi
+
+
+ABI = _payload_abi()
+ARGS_MAGIC = ABI["ARGS_MAGIC"]
+FLAG_HALT = ABI["FLAG_HALT"]
+FLAG_HOTPLUG = ABI["FLAG_HOTPLUG"]
+FLAG_HP_PRIVATE = ABI["FLAG_HP_PRIVATE"]
+FLAG_COUNTER = ABI["FLAG_COUNTER"]
+FLAG_HP_AGAIN = ABI["FLAG_HP_AGAIN"]
+KIND_GUEST = ABI["KIND_GUEST"]
+KIND_HOST = ABI["KIND_HOST"]
+KIND_PRIVATE = ABI["KIND_PRIVATE"]
+KIND_SHARED = ABI["KIND_SHARED"]
+KIND_HCALL = ABI["KIND_HCALL"]
+KIND_BENCH = ABI["KIND_BENCH"]
+KIND_RACE = ABI["KIND_RACE"]
+KIND_WAIT = ABI["KIND_WAIT"]
+KIND_FUZZ = ABI["KIND_FUZZ"]
+MAP_GPA_ENCRYPTED = ABI["MAP_GPA_ENCRYPTED"]
+DEFAULT_SEED = ABI["DEFAULT_SEED"]
 
 
 class Skip(Exception):

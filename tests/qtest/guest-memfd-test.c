@@ -24,11 +24,8 @@
 
 #define TYPE_GMEM "memory-backend-guest-memfd"
 
-/* The payload's argument file (tests/guest/payload.S) */
-#define ARGS_MAGIC      0x31414d47
-#define FLAG_HALT       1
-#define KIND_GUEST      0
-#define KIND_HOST       1
+/* The payload's argument file, as tests/guest/payload-abi.h defines it */
+#include "../guest/payload-abi.h"
 
 typedef struct QEMU_PACKED PayloadRange {
     uint64_t base;
@@ -44,6 +41,15 @@ typedef struct QEMU_PACKED PayloadArgs {
     uint32_t nranges;
     PayloadRange ranges[2];
 } PayloadArgs;
+
+QEMU_BUILD_BUG_ON(offsetof(PayloadArgs, flags) != A_FLAGS);
+QEMU_BUILD_BUG_ON(offsetof(PayloadArgs, seed) != A_SEED);
+QEMU_BUILD_BUG_ON(offsetof(PayloadArgs, nranges) != A_NRANGES);
+QEMU_BUILD_BUG_ON(offsetof(PayloadArgs, ranges) != A_RANGES);
+QEMU_BUILD_BUG_ON(offsetof(PayloadRange, len) != R_LEN);
+QEMU_BUILD_BUG_ON(offsetof(PayloadRange, kind) != R_KIND);
+QEMU_BUILD_BUG_ON(offsetof(PayloadRange, host_seed) != R_HSEED);
+QEMU_BUILD_BUG_ON(sizeof(PayloadRange) != R_SIZE);
 
 static uint64_t pattern_word(uint64_t addr, uint32_t seed)
 {
@@ -306,6 +312,14 @@ static void test_kvm_readback(void)
     /* It really is KVM, and the RAM is the guest_memfd backend. */
     resp = qtest_qmp(qts, "{ 'execute': 'query-kvm' }");
     g_assert_true(qdict_get_bool(qdict_get_qdict(resp, "return"), "enabled"));
+    qobject_unref(resp);
+    resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': {"
+                     " 'path': '/machine', 'property': 'memory-backend' } }");
+    g_assert_cmpstr(qdict_get_str(resp, "return"), ==, "/objects/ram0");
+    qobject_unref(resp);
+    resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': {"
+                     " 'path': '/objects/ram0', 'property': 'type' } }");
+    g_assert_cmpstr(qdict_get_str(resp, "return"), ==, TYPE_GMEM);
     qobject_unref(resp);
 
     buf = g_malloc0(MAX(host_len, guest_len));

@@ -1,0 +1,83 @@
+/*
+ * The payload guest's argument file (fw_cfg "opt/gmem/args"), its flags,
+ * range kinds and hypercall: the one definition, included by
+ * tests/guest/payload.S and tests/qtest/guest-memfd-test.c and read by
+ * tests/lib/gmemtest.py (which takes every "#define NAME number" line).
+ *
+ * The file: a header, then nranges ranges, all little-endian:
+ *   u32 magic, u32 flags, u32 seed (the guest's pattern), u32 nranges;
+ *   each range: u64 base, u64 len, u32 kind, u32 host_seed.
+ * The payload writes one word per page: addr ^ (seed << 32 | seed).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef GMEM_PAYLOAD_ABI_H
+#define GMEM_PAYLOAD_ABI_H
+
+#define ARGS_MAX        4096            /* the most the payload reads */
+
+/* args file layout (little-endian) */
+#define ARGS_MAGIC      0x31414d47      /* "GMA1" */
+#define A_MAGIC         0
+#define A_FLAGS         4
+#define A_SEED          8
+#define A_NRANGES       12
+#define A_RANGES        16
+#define R_BASE          0
+#define R_LEN           8
+#define R_KIND          16
+#define R_HSEED         20
+#define R_SIZE          24
+
+#define FLAG_HALT       1               /* halt at the end instead of exiting */
+#define FLAG_HOTPLUG    2               /* then test a DIMM hot-plugged in slot 0 */
+#define FLAG_HP_PRIVATE 4               /* and make its first 2 MiB private, and
+                                           read it again once it is ejected */
+#define FLAG_COUNTER    8               /* then, pass after pass, check and bump
+                                           a counter in every page of the first
+                                           range, see counter_loop */
+#define FLAG_HP_AGAIN   16              /* with FLAG_HOTPLUG: once the DIMM is
+                                           ejected, test the next DIMM in slot 0
+                                           the same way, with no conversion
+                                           and no read once it is gone */
+
+/* what the payload does with a range */
+#define KIND_GUEST      0               /* write and check the guest pattern */
+#define KIND_HOST       1               /* check the host's pattern first */
+#define KIND_PRIVATE    2               /* make it private, check it is zero, then
+                                           write and check */
+#define KIND_SHARED     3               /* make it shared, check it is zero, then
+                                           write and check */
+#define KIND_HCALL      4               /* only the hypercall, with base, len
+                                           (pages) and host_seed (attributes)
+                                           as given; print what it returns */
+#define KIND_BENCH      5               /* conversion benchmark: write the range,
+                                           make it private host_seed pages at a
+                                           time, write it, make it shared the
+                                           same way; a marker hypercall that
+                                           QEMU refuses (the local APIC) before
+                                           and after each pass, for timing */
+#define KIND_RACE       6               /* two vCPUs: the second one makes the
+                                           range private and shared again,
+                                           host_seed times, while this one
+                                           writes and reads its pages; then
+                                           write and check (needs -smp 2) */
+#define KIND_WAIT       7               /* print WAITING, then wait until the
+                                           host writes host_seed into the
+                                           64-bit word at base (shared) */
+#define KIND_FUZZ       8               /* a hostile guest: both vCPUs (-smp 2)
+                                           make host_seed random steps each,
+                                           on their own 1 MiB half of the
+                                           range (2 MiB): conversions of
+                                           random runs, bad requests of every
+                                           kind, writes and checks against
+                                           a model of what each page must
+                                           hold; see fuzz_step */
+
+/* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
+#define HC_MAP_GPA_RANGE        12
+#define MAP_GPA_ENCRYPTED       0x10
+
+#define DEFAULT_SEED    0x5eed5eed
+
+#endif
