@@ -10,7 +10,7 @@ import struct
 import time
 
 from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, Skip, gmem_fds, mappings,
-                      meminfo, payload_args, pattern_mismatches,
+                      meminfo, payload_args, pattern_mismatches, proc_status,
                       pattern_word, payload_result,
                       require_gmem_mmap, run_qemu, DEFAULT_SEED, ROOT)
 
@@ -72,6 +72,12 @@ def test_ram_in_guest_memfd():
         assert path == "anon_inode:[kvm-gmem]", path
         anon = [m for m in maps if not m[4] and m[1] - m[0] >= size]
         assert not anon, "anonymous mappings as large as RAM: %r" % anon
+        # Nor a copy in smaller pieces: the guest wrote (and the host read
+        # back) all of RAM, and QEMU's anonymous and shmem memory together
+        # stay far below it.
+        other = proc_status(pid, "RssAnon") + proc_status(pid, "RssShmem")
+        assert other < size // 2, "QEMU holds %d MiB of anonymous and shmem " \
+            "memory besides %d MiB of guest RAM" % (other // MiB, size // MiB)
 
         memdev = vm.qmp.cmd("query-memdev")
         assert len(memdev) == 1 and memdev[0]["id"] == "m0", memdev
@@ -80,7 +86,8 @@ def test_ram_in_guest_memfd():
         info = vm.qmp.hmp("info memdev")
         assert "memory backend: m0" in info, info
         assert vm.qom_get("/objects/m0", "mmap")
-        return "%s; fd ino %d mapped rw-s, no anonymous copy" % (result, ino)
+        return "%s; fd ino %d mapped rw-s, no anonymous copy (RssAnon+RssShmem " \
+            "%d MiB)" % (result, ino, other // MiB)
 
 
 def test_numa_two_nodes():

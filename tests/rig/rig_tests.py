@@ -101,94 +101,158 @@ def words(data, base, seed):
     return len(data) // 4096 - len(pattern_mismatches(data, base, seed))
 
 
-def test_private_memory_and_conversions():
-    """A sw-protected guest: the host writes shared memory before the guest
-    runs and the guest reads it; the guest makes ranges private (2 MiB,
-    odd-sized), finds them zeroed (the host's data there is not carried
-    over) and writes them, and the host sees none of it; a range made
-    private and then shared again reads zero and carries the guest's new
-    data to the host; shared memory the guest writes reaches the host; bad
-    requests get -EINVAL and the VM keeps running; the counters and the
-    backend's private/shared bytes match what was done."""
-    H, HLEN = 0x200000, 0x10000                 # host writes, guest checks
-    P, PLEN = 0x400000, 0x200000                # private, 2 MiB
-    O, OLEN = 0x800000, 5 * 4096                # private, odd size
-    B, BLEN = 0xa00000, 3 * 4096                # private, then shared again
-    S, SLEN = 0xc00000, 0x100000                # stays shared
+# One sw-protected guest run, checked by the seven tests below, each for
+# one claim, so that the first failure does not hide the others: the host
+# writes shared memory before the guest runs and the guest reads it; the
+# guest makes ranges private (2 MiB, odd-sized), finds them zeroed (the
+# host's data there is not carried over) and writes them; a range made
+# private and then shared again reads zero and carries the guest's new
+# data to the host; shared memory the guest writes reaches the host; bad
+# requests get -EINVAL.
+CONV_H, CONV_HLEN = 0x200000, 0x10000           # host writes, guest checks
+CONV_P, CONV_PLEN = 0x400000, 0x200000          # private, 2 MiB
+CONV_O, CONV_OLEN = 0x800000, 5 * 4096          # private, odd size
+CONV_B, CONV_BLEN = 0xa00000, 3 * 4096          # private, then shared again
+CONV_S, CONV_SLEN = 0xc00000, 0x100000          # stays shared
+CONV_BAD = [
+    (0xfee00000, 1, 0),                         # the local APIC: not RAM
+    (0x4000000 - 4096, 2, MAP_GPA_ENCRYPTED),   # runs past the end of RAM
+    (CONV_P, 1, 0x100),                         # unknown attribute bits
+    (CONV_P, 0, MAP_GPA_ENCRYPTED),             # no pages
+    (CONV_P, 1 << 60, MAP_GPA_ENCRYPTED),       # overflows
+]
+_conversions = []
+
+
+def conversions_run():
+    """Run the guest once (the first test to ask) and record what the
+    tests check: its console, what it left running, the host's reads,
+    the counters and the memory held."""
+    if _conversions:
+        if isinstance(_conversions[0], BaseException):
+            raise AssertionError("the guest's run failed: %s" % _conversions[0])
+        return _conversions[0]
     hseed = 0xc0ffee
-    bad = [
-        (0xfee00000, 1, 0),                     # the local APIC: not RAM
-        (0x4000000 - 4096, 2, MAP_GPA_ENCRYPTED),   # runs past the end of RAM
-        (P, 1, 0x100),                          # unknown attribute bits
-        (P, 0, MAP_GPA_ENCRYPTED),              # no pages
-        (P, 1 << 60, MAP_GPA_ENCRYPTED),        # overflows
-    ]
-    ranges = ([(H, HLEN, KIND_HOST, hseed), (P, PLEN, KIND_PRIVATE, 0),
-               (O, OLEN, KIND_PRIVATE, 0), (B, BLEN, KIND_PRIVATE, 0),
-               (B, BLEN, KIND_SHARED, 0), (S, SLEN, KIND_GUEST, 0)] +
-              [(g, n, KIND_HCALL, a) for g, n, a in bad])
+    ranges = ([(CONV_H, CONV_HLEN, KIND_HOST, hseed), (CONV_P, CONV_PLEN, KIND_PRIVATE, 0),
+               (CONV_O, CONV_OLEN, KIND_PRIVATE, 0), (CONV_B, CONV_BLEN, KIND_PRIVATE, 0),
+               (CONV_B, CONV_BLEN, KIND_SHARED, 0), (CONV_S, CONV_SLEN, KIND_GUEST, 0)] +
+              [(g, n, KIND_HCALL, a) for g, n, a in CONV_BAD])
     blob = payload_args(ranges, flags=FLAG_HALT)
-    unevictable0 = meminfo("Unevictable")
-    with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
-              qtest=True) as vm:
-        vm.qtest.write(H, host_pattern(H, HLEN, hseed))
-        # What the host writes before a range is made private is not
-        # carried into private memory: the guest checks it reads zero.
-        vm.qtest.write(P, host_pattern(P, PLEN, hseed))
-        shmem0 = meminfo("Shmem")
-        vm.qmp.cmd("cont")
-        out = vm.wait_output("RESULT ", 120)
-        # Before the host reads anything back (reads of shared pages
-        # fault them in).
-        gmem_held = meminfo("Unevictable") - unevictable0
-        shmem_change = meminfo("Shmem") - shmem0
-        assert payload_result(out).startswith("RESULT PASS"), out
-        results = [line.split()[-1] for line in out.splitlines()
-                   if "hypercall returned" in line]
-        assert results == ["0x%016x" % EINVAL] * len(bad), (results, out)
-        assert vm.proc.poll() is None, "QEMU stopped: " + vm.errors()
-        assert vm.qmp.cmd("query-status")["status"] == "running"
+    try:
+        unevictable0 = meminfo("Unevictable")
+        run = {}
+        with Qemu(SWP_ARGS, args_blob=blob, extra_machine=SWP_MACHINE,
+                  qtest=True) as vm:
+            vm.qtest.write(CONV_H, host_pattern(CONV_H, CONV_HLEN, hseed))
+            # What the host writes before a range is made private is not
+            # carried into private memory: the guest checks it reads zero.
+            vm.qtest.write(CONV_P, host_pattern(CONV_P, CONV_PLEN, hseed))
+            shmem0 = meminfo("Shmem")
+            vm.qmp.cmd("cont")
+            run["out"] = vm.wait_output("RESULT ", 120)
+            # Before the host reads anything back (reads of shared pages
+            # fault them in).
+            run["gmem_held"] = meminfo("Unevictable") - unevictable0
+            run["shmem_change"] = meminfo("Shmem") - shmem0
+            run["alive"] = vm.proc.poll() is None
+            run["status"] = vm.qmp.cmd("query-status")["status"]
+            # Private pages read as zero through QEMU (hook 0019).
+            run["words"] = {name: words(vm.qtest.read(base, length), base, DEFAULT_SEED)
+                            for name, base, length in (
+                                ("P", CONV_P, CONV_PLEN), ("O", CONV_O, CONV_OLEN),
+                                ("B", CONV_B, CONV_BLEN), ("S", CONV_S, CONV_SLEN),
+                                ("H", CONV_H, CONV_HLEN))}
+            run["counts"] = {p: vm.qom_get("/objects/swp", p) for p in (
+                "conversions-to-private", "conversions-to-shared",
+                "bytes-to-private", "bytes-to-shared",
+                "conversions-rejected", "conversions-failed")}
+            run["private"] = vm.qom_get("/objects/ram0", "private-bytes")
+            run["shared"] = vm.qom_get("/objects/ram0", "shared-bytes")
+            run["errors"] = vm.errors()
+    except BaseException as e:
+        _conversions.append(e)
+        raise
+    _conversions.append(run)
+    return run
 
-        seed = DEFAULT_SEED
-        # Private pages read as zero through QEMU (hook 0019); that the
-        # shared side let go of P is checked below, from /proc/meminfo.
-        data = vm.qtest.read(P, PLEN)
-        assert words(data, P, seed) == 0, "private data leaked"
-        assert words(vm.qtest.read(O, OLEN), O, seed) == 0, "private data leaked"
-        assert words(vm.qtest.read(B, BLEN), B, seed) == BLEN // 4096
-        assert words(vm.qtest.read(S, SLEN), S, seed) == SLEN // 4096
-        assert words(vm.qtest.read(H, HLEN), H, seed) == HLEN // 4096
 
-        swp = "/objects/swp"
-        counts = {p: vm.qom_get(swp, p) for p in (
-            "conversions-to-private", "conversions-to-shared",
-            "bytes-to-private", "bytes-to-shared",
-            "conversions-rejected", "conversions-failed")}
-        # KVM answers a request for zero pages itself; QEMU sees the rest.
-        assert counts == {"conversions-to-private": 3, "conversions-to-shared": 1,
-                          "bytes-to-private": PLEN + OLEN + BLEN,
-                          "bytes-to-shared": BLEN,
-                          "conversions-rejected": len(bad) - 1,
-                          "conversions-failed": 0}, counts
-        private = vm.qom_get("/objects/ram0", "private-bytes")
-        shared = vm.qom_get("/objects/ram0", "shared-bytes")
-        assert private == PLEN + OLEN, private
-        assert shared == 64 * MiB - private, shared
+def test_private_memory_guest_checks_pass():
+    """The guest's own checks: it reads what the host wrote to shared
+    memory, finds the ranges it made private zeroed (the host's data there
+    not carried over) and a range made private and shared again zeroed."""
+    out = conversions_run()["out"]
+    assert payload_result(out).startswith("RESULT PASS"), out
+    return payload_result(out)
 
-        # Nothing is held twice.  The guest wrote all of its private pages,
-        # so the guest_memfd holds them (its pages are unevictable; up to
-        # a per-CPU LRU batch of 31 folios per CPU may not be counted yet:
-        # 168 KiB short has been seen), and nothing else.  The memfd let go of P, which the host had filled before P
-        # became private: over the guest's run it shrank, although the
-        # guest wrote about 1.1 MiB of shared memory meanwhile.
-        lag = os.cpu_count() * 32 * 4096
-        assert private - lag <= gmem_held <= private + 256 * 1024, (
-            gmem_held, private)
-        assert shmem_change < 0, "the shared side grew by %d bytes" % shmem_change
-        return ("private %d KiB, shared %d KiB; guest_memfd holds %d KiB, "
-                "shared side changed by %d KiB; %r" % (
-                    private // 1024, shared // 1024, gmem_held // 1024,
-                    shmem_change // 1024, counts))
+
+def test_private_memory_is_not_seen_by_the_host():
+    """Through QEMU (qtest) the host reads none of the guest's private
+    data: every page of the private ranges reads as zero."""
+    w = conversions_run()["words"]
+    assert w["P"] == 0 and w["O"] == 0, "private data leaked: %r" % w
+    return "0 of %d private pages show the guest's data" % (
+        (CONV_PLEN + CONV_OLEN) // 4096)
+
+
+def test_shared_memory_reaches_the_host():
+    """What the guest writes to shared memory, also to a range it made
+    private and then shared again, reaches the host."""
+    w = conversions_run()["words"]
+    want = {"B": CONV_BLEN // 4096, "S": CONV_SLEN // 4096, "H": CONV_HLEN // 4096}
+    assert {k: w[k] for k in want} == want, (w, want)
+    return "%d pages" % sum(want.values())
+
+
+def test_bad_conversion_requests_are_refused():
+    """Bad KVM_HC_MAP_GPA_RANGE requests get -EINVAL and the VM runs on."""
+    run = conversions_run()
+    results = [line.split()[-1] for line in run["out"].splitlines()
+               if "hypercall returned" in line]
+    assert results == ["0x%016x" % EINVAL] * len(CONV_BAD), (results, run["out"])
+    assert run["alive"], "QEMU stopped: " + run["errors"]
+    assert run["status"] == "running", run["status"]
+    return "%d refused" % len(results)
+
+
+def test_conversion_counters():
+    """sw-protected-guest's counters say what the guest did.  KVM answers
+    a request for zero pages itself; QEMU sees the rest."""
+    counts = conversions_run()["counts"]
+    assert counts == {"conversions-to-private": 3, "conversions-to-shared": 1,
+                      "bytes-to-private": CONV_PLEN + CONV_OLEN + CONV_BLEN,
+                      "bytes-to-shared": CONV_BLEN,
+                      "conversions-rejected": len(CONV_BAD) - 1,
+                      "conversions-failed": 0}, counts
+    return repr(counts)
+
+
+def test_backend_counts_private_bytes():
+    """The backend's private-bytes is what the guest left private (its
+    shared-bytes is the rest, by definition)."""
+    run = conversions_run()
+    assert run["private"] == CONV_PLEN + CONV_OLEN, run["private"]
+    assert run["shared"] + run["private"] == 64 * MiB, run
+    return "private %d KiB" % (run["private"] // 1024)
+
+
+def test_private_memory_is_held_once():
+    """Nothing is held twice.  The guest wrote all of its private pages,
+    so the guest_memfd holds them (its pages are unevictable; up to a
+    per-CPU LRU batch of 31 folios per CPU may not be counted yet: 168 KiB
+    short has been seen), and nothing else.  The memfd let go of P, which
+    the host had filled before P became private: over the guest's run it
+    shrank, although the guest wrote about 1.1 MiB of shared memory
+    meanwhile."""
+    run = conversions_run()
+    private = CONV_PLEN + CONV_OLEN
+    lag = os.cpu_count() * 32 * 4096
+    assert private - lag <= run["gmem_held"] <= private + 256 * 1024, (
+        run["gmem_held"], private)
+    assert run["shmem_change"] < 0, \
+        "the shared side grew by %d bytes" % run["shmem_change"]
+    return "guest_memfd holds %d KiB of %d KiB private; the shared side " \
+        "changed by %d KiB" % (run["gmem_held"] // 1024, private // 1024,
+                               run["shmem_change"] // 1024)
 
 
 def test_host_writes_to_private_pages_do_not_reach_the_guest():
@@ -372,10 +436,8 @@ def test_prealloc_set_at_run_time_in_private_mode():
         before = shared_side_bytes(vm.proc.pid)
         vm.qmp.cmd("qom-set", path="/objects/ram0", property="prealloc", value=True)
         held = shared_side_bytes(vm.proc.pid)
-        shared = vm.qom_get("/objects/ram0", "shared-bytes")
-        assert shared == 64 * MiB - PLEN, shared
-        assert held == shared, "the shared side holds %d KiB, %d KiB are shared" % (
-            held >> 10, shared >> 10)
+        assert held == 64 * MiB - PLEN, "the shared side holds %d KiB, %d KiB " \
+            "are shared" % (held >> 10, (64 * MiB - PLEN) >> 10)
         assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN
         return "shared side: %d KiB before, %d KiB after (= shared bytes)" % (
             before >> 10, held >> 10)
