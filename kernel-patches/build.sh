@@ -15,8 +15,6 @@ set -euo pipefail
 LINUX_VERSION=7.2.13-1
 LINUX_DEB=linux-source-7.2_${LINUX_VERSION}_all.deb
 LINUX_SHA256=30a8c5fc63f9028a62e6d7b3f7f43bee67425dbce2a05fceba83f9b87c92083d
-# Bump when the build steps below change what they produce.
-BUILD_VERSION=1
 
 here=$GM_ROOT/kernel-patches
 # Every patch of every series, in the order they apply.
@@ -31,9 +29,7 @@ while read -r s; do
     done <"$here/$s/series"
 done <"$here/series"
 [ "${1:-}" = --print-patches ] && { printf '%s\n' "${patches[@]}"; exit 0; }
-key=$( { echo "$LINUX_VERSION $LINUX_SHA256 $BUILD_VERSION";
-         cat "$here/config.fragment"; cat "${patches[@]}" /dev/null; } |
-       sha256sum | cut -c1-16)
+key=$(gm_key "$LINUX_VERSION $LINUX_SHA256" "$here/config.fragment" ${patches[@]+"${patches[@]}"})
 [ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
 
 kroot=$GM_CACHE/kernel

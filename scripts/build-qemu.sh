@@ -39,11 +39,9 @@ config=(
     --python=/usr/bin/python3
     ${asan[@]+"${asan[@]}"}
 )
-# Bump when the build environment changes in a way configure must see
-# (v2: gcc-multilib, for the option ROMs).
-config_env=v2
-key=$(printf '%s\n' "${config[@]}" "$config_env" "$(cat "$QEMU_SRC/.gm-key")" |
-      sha256sum | cut -d' ' -f1)
+# Configured again when the options, the tree or this script change (and
+# when the packages configure looks for do: scripts/setup-deps.sh).
+key=$(gm_key "${config[@]}" "$QEMU_SRC/.gm-key" "$GM_ROOT/scripts/setup-deps.sh")
 
 if ! [ -f "$QEMU_BUILD/.gm-key" ] || [ "$(cat "$QEMU_BUILD/.gm-key")" != "$key" ]; then
     gm_log "configuring QEMU in $QEMU_BUILD"

@@ -21,3 +21,20 @@ QEMU_NOKVM_BIN=$QEMU_NOKVM_BUILD/qemu-system-x86_64
 
 gm_log() { echo "[$(basename "$0" .sh)] $*" >&2; }
 gm_die() { echo "[$(basename "$0" .sh)] error: $*" >&2; exit 1; }
+
+# gm_key ITEM...: the cache key of what a build script makes: a hash of
+# the script itself and of each ITEM (a file's contents, or else the
+# text), so that changing how a thing is built, not only its inputs,
+# makes a new key.  The one place the project computes cache keys.
+gm_key() {
+    local item
+    {
+        cat "$0"
+        for item in "$@"; do
+            if [ -f "$item" ]; then cat "$item"; else printf '%s\n' "$item"; fi
+        done
+    } | sha256sum | cut -c1-16
+}
+
+# gm_built OUT KEY: whether OUT exists and was built for KEY (OUT.key).
+gm_built() { [ -f "$1" ] && [ "$(cat "$1.key" 2>/dev/null)" = "$2" ]; }

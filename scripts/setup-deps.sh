@@ -13,10 +13,10 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "setup-deps: run as root (apt-get install is needed)" >&2; exit 1; }
 
-STAMP_DIR=${GM_CACHE:-$HOME/.cache/gmem}
-mkdir -p "$STAMP_DIR"
-# Bump when the package list below changes.
-STAMP="$STAMP_DIR/deps-v9.stamp"
+. "$(dirname "$0")/common.sh"
+mkdir -p "$GM_CACHE"
+# Done once for each version of this script (its package list).
+STAMP="$GM_CACHE/deps-$(gm_key).stamp"
 [ -e "$STAMP" ] && exit 0
 
 SRC=/etc/apt/sources.list.d/gmem-extra.sources

@@ -12,8 +12,8 @@ pkg=$1 version=$2 sha=$3
 deb=$GM_CACHE/dl/${pkg}_${version/:/%3a}_amd64.deb
 out=$GM_CACHE/debian-kernel/$pkg-$version
 base=$("$GM_ROOT/tests/rig/build-initramfs.sh")
-key=$(cat "$base.key" "$0" | sha256sum | cut -d' ' -f1)
-if [ -f "$out/initramfs.cpio.gz" ] && [ "$(cat "$out/key" 2>/dev/null)" = "$key" ]; then
+key=$(gm_key "$base.key" "$sha")
+if gm_built "$out/initramfs.cpio.gz" "$key"; then
     echo "$out/vmlinuz"; echo "$out/initramfs.cpio.gz"; exit 0
 fi
 
@@ -63,5 +63,5 @@ done
 # Two concatenated cpio archives make one initramfs.
 cat "$base" "$tmp/mods.cpio.gz" >"$out/initramfs.cpio.gz"
 cp "$tmp/deb/boot/vmlinuz-$kver" "$out/vmlinuz"
-echo "$key" >"$out/key"
+echo "$key" >"$out/initramfs.cpio.gz.key"
 echo "$out/vmlinuz"; echo "$out/initramfs.cpio.gz"

@@ -8,8 +8,8 @@ out=$GM_BUILD/rig/initramfs.cpio.gz
 bb=/bin/busybox
 [ -x "$bb" ] && file -L "$bb" | grep -q "statically linked" ||
     gm_die "$bb is not a static busybox: install Debian's busybox-static"
-key=$(cat "$GM_ROOT/tests/rig/init" "$bb" | sha256sum | cut -d' ' -f1)
-if [ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ]; then
+key=$(gm_key "$GM_ROOT/tests/rig/init" "$bb")
+if gm_built "$out" "$key"; then
     echo "$out"
     exit 0
 fi

@@ -21,7 +21,7 @@ TESTS=(guest_memfd_test
        pre_fault_memory_test)
 
 kkey=$("$GM_ROOT/kernel-patches/build.sh" --print-key)
-key=$( { echo "$kkey"; cat "$0"; } | sha256sum | cut -c1-16)
+key=$(gm_key "$kkey")
 kroot=$GM_CACHE/kernel
 out=$kroot/selftests-$key
 if [ "${1:-}" = --print-dir ] || [ -d "$out" ]; then

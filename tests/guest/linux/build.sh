@@ -7,8 +7,8 @@ set -euo pipefail
 
 here=$GM_ROOT/tests/guest/linux
 out=$GM_BUILD/guest/linux-initramfs.cpio.gz
-key=$(cat "$here/init" "$here/writer.c" /bin/busybox | sha256sum | cut -d' ' -f1)
-if [ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ]; then
+key=$(gm_key "$here/init" "$here/writer.c" /bin/busybox)
+if gm_built "$out" "$key"; then
     echo "$out"; exit 0
 fi
 tmp=$(mktemp -d)
