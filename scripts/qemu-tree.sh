@@ -1,6 +1,9 @@
 #!/bin/bash
 # Fetch QEMU's pinned Debian source package, check it, unpack it with
-# Debian's patches, apply patches/qemu/*.patch in order and link the overlay
+# Debian's patches as a git repository (one commit, tagged "debian"), apply
+# patches/qemu/*.patch in order with `git am` (one commit per hook, so that
+# `git log` and `git blame` in build/qemu-src say which hook a line belongs
+# to; scripts/qemu-hooks.sh writes edited hooks back) and link the overlay
 # in.  The tree is only unpacked again when the pins or the patches change,
 # so incremental builds keep their timestamps.
 set -euo pipefail
@@ -36,10 +39,8 @@ if ! all_verified; then
 fi
 
 # The tree is unpacked again when this key changes: the pins, the patches,
-# or the way it is unpacked (bump UNPACK_VERSION when the steps below change).
-UNPACK_VERSION=1
-key=$( { echo "$UNPACK_VERSION"; cat "$GM_ROOT/configs/pins.sh";
-         cat "$GM_ROOT"/patches/qemu/*.patch 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
+# or this script.
+key=$(gm_key "$GM_ROOT/configs/pins.sh" "$GM_ROOT"/patches/qemu/*.patch)
 # Link the overlay in (every run: cheap, and picks up new headers).
 link_overlay() {
     local h rel
@@ -56,7 +57,12 @@ link_overlay() {
         [ -e "$QEMU_SRC/$h" ] && [ ! -L "$QEMU_SRC/$h" ] &&
             gm_die "overlay header $h would replace QEMU's own"
         ln -sfn "$GM_ROOT/$h" "$QEMU_SRC/$h"
-    done
+        echo "/$h"
+    done >"$QEMU_SRC/.git/info/exclude.overlay"
+    # None of it is QEMU's: keep it out of the tree's git status.
+    { printf '%s\n' /.gm-key /overlay /configs/devices/x86_64-softmmu/gmem.mak \
+          /configs/devices/x86_64-softmmu/gmem-nokvm.mak
+      cat "$QEMU_SRC/.git/info/exclude.overlay"; } >"$QEMU_SRC/.git/info/exclude"
 }
 
 if [ -f "$QEMU_SRC/.gm-key" ] && [ "$(cat "$QEMU_SRC/.gm-key")" = "$key" ]; then
@@ -71,11 +77,23 @@ rm -rf "$QEMU_SRC" "$GM_BUILD/$QEMU_SRC_DIR" "$QEMU_BUILD"
     gm_die "dpkg-source could not unpack $dl/qemu_10.2.2+ds-1.dsc"
 mv "$GM_BUILD/$QEMU_SRC_DIR" "$QEMU_SRC"
 
+# The committer of the tree's commits (each hook keeps its own author).
+git_tree() {
+    git -C "$QEMU_SRC" -c user.name=qemu-tree.sh -c user.email=qemu-tree@localhost \
+        -c advice.detachedHead=false "$@"
+}
+git_tree init -q
+git_tree add -A -f .
+git_tree commit -q -m "QEMU $QEMU_SRC_VERSION, Debian's source package with its patches"
+git_tree tag debian
 for p in "$GM_ROOT"/patches/qemu/*.patch; do
     [ -e "$p" ] || continue
     gm_log "applying $(basename "$p")"
-    patch -d "$QEMU_SRC" -p1 --batch --forward --quiet <"$p" ||
+    if ! git_tree am -q --whitespace=nowarn "$p" >"$GM_BUILD/qemu-tree-am.log" 2>&1; then
+        git_tree am --abort >/dev/null 2>&1 || true
+        cat "$GM_BUILD/qemu-tree-am.log" >&2
         gm_die "$(basename "$p") does not apply to $QEMU_SRC_DIR"
+    fi
 done
 
 link_overlay
