@@ -1,13 +1,15 @@
 # Entry points.  Everything builds on demand; see README.md.
 #   make run     build, then boot the payload with its RAM in guest_memfd
 #   make check   build, then run every test
+#   make check-quick  the same without the nested rig and the benchmark's
+#                smoke run (everyday runs; not a substitute for make check)
 #   make bench   build, then run the benchmarks (26 minutes measured before
 #                part 5 made 7 runs per backend; about 20 more expected)
 #   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook
 #                    patches; the kernel's (--strict) on kernel-patches/
 PYTHON := /usr/bin/python3
 
-.PHONY: all run check bench build checkpatch clean distclean
+.PHONY: all run check check-quick bench build checkpatch clean distclean
 
 all: build
 
@@ -20,6 +22,9 @@ run: build
 
 check:
 	@$(PYTHON) tests/run.py
+
+check-quick:
+	@$(PYTHON) tests/run.py --quick
 
 bench: build
 	@$(PYTHON) bench/run.py

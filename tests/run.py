@@ -39,6 +39,8 @@ QTESTS = [
 # The rig first: the benchmark's smoke run uses the kernel it builds.
 E2E_MODULES = ["test_payload", "test_backend", "test_migration", "test_libvirt", "test_rig",
                "test_bench"]
+# What --quick leaves out: most of a full run's time
+SLOW_MODULES = ["test_rig", "test_bench"]
 
 
 class Results:
@@ -176,6 +178,9 @@ def main():
     ap.add_argument("-k", dest="select", default="",
                     help="run only tests whose name contains this")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="leave out the nested rig and the benchmark's smoke "
+                    "run (everyday runs; make check runs everything)")
     opts = ap.parse_args()
 
     res = Results()
@@ -191,6 +196,9 @@ def main():
         print("# build: %.1fs" % (time.time() - t0), flush=True)
 
     for module in E2E_MODULES:
+        if opts.quick and module in SLOW_MODULES:
+            print("# %s: left out (--quick)" % module, flush=True)
+            continue
         run_e2e(res, module, opts.select)
     for target, origin in qtests:
         run_qtest(res, target, origin)
