@@ -109,48 +109,78 @@ static bool gmem_cgroup_read(const char *dir, const char *file, uint64_t *val)
 }
 
 /*
- * How much more QEMU's memory cgroup (cgroup v2 at /sys/fs/cgroup) and
- * its ancestors let it charge, the least of memory.max - memory.current
- * along the way up; UINT64_MAX if no limit applies or none can be read.
- * *limited names the cgroup that sets it.
+ * The least room memory.max - memory.current (cgroup v1: limit_in_bytes -
+ * usage_in_bytes) leaves in cgroup dir under base and its ancestors.
  */
-static uint64_t gmem_cgroup_available(char **limited)
+static void gmem_cgroup_walk(const char *base, const char *dir,
+                             const char *max_file, const char *cur_file,
+                             uint64_t *room, char **limited,
+                             const char **limit_file)
+{
+    g_autofree char *path = g_strdup(dir);
+
+    for (;;) {
+        g_autofree char *sys = g_build_filename(base, path, NULL);
+        uint64_t max, cur;
+        char *slash;
+
+        if (gmem_cgroup_read(sys, max_file, &max) &&
+            gmem_cgroup_read(sys, cur_file, &cur)) {
+            uint64_t left = max > cur ? max - cur : 0;
+
+            if (left < *room) {
+                *room = left;
+                g_free(*limited);
+                *limited = g_strdup(path);
+                *limit_file = max_file;
+            }
+        }
+        slash = strrchr(path, '/');
+        if (!slash || slash == path) {
+            break;
+        }
+        *slash = '\0';
+    }
+}
+
+/*
+ * How much more QEMU's memory cgroup and its ancestors let it charge:
+ * cgroup v2 (/sys/fs/cgroup) or v1's memory controller
+ * (/sys/fs/cgroup/memory), as /proc/self/cgroup names them; UINT64_MAX
+ * if no limit applies or none can be read.  *limited names the cgroup
+ * that sets it, *limit_file the file that does.
+ */
+static uint64_t gmem_cgroup_available(char **limited, const char **limit_file)
 {
     g_autofree char *self = NULL;
-    g_autofree char *dir = NULL;
+    g_auto(GStrv) lines = NULL;
     uint64_t room = UINT64_MAX;
-    const char *line;
+    int i;
 
     *limited = NULL;
     if (!g_file_get_contents("/proc/self/cgroup", &self, NULL, NULL)) {
         return room;
     }
-    /* cgroup v2 has one line, "0::/path" */
-    line = strstr(self, "0::/");
-    if (!line || (line != self && line[-1] != '\n')) {
-        return room;
-    }
-    dir = g_strndup(line + 3, strcspn(line + 3, "\n"));
-    for (;;) {
-        g_autofree char *sys = g_build_filename("/sys/fs/cgroup", dir, NULL);
-        uint64_t max, cur;
-        char *slash;
+    /* "hierarchy-id:controllers:path"; v2 is "0::path" */
+    lines = g_strsplit(self, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        g_auto(GStrv) f = g_strsplit(lines[i], ":", 3);
+        g_auto(GStrv) controllers = NULL;
 
-        if (gmem_cgroup_read(sys, "memory.max", &max) &&
-            gmem_cgroup_read(sys, "memory.current", &cur)) {
-            uint64_t left = max > cur ? max - cur : 0;
-
-            if (left < room) {
-                room = left;
-                g_free(*limited);
-                *limited = g_strdup(dir);
-            }
+        if (g_strv_length(f) != 3 || f[2][0] != '/') {
+            continue;
         }
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir) {
-            break;
+        if (!strcmp(f[0], "0") && !f[1][0]) {
+            gmem_cgroup_walk("/sys/fs/cgroup", f[2], "memory.max",
+                             "memory.current", &room, limited, limit_file);
+            continue;
         }
-        *slash = '\0';
+        controllers = g_strsplit(f[1], ",", -1);
+        if (g_strv_contains((const char * const *)controllers, "memory")) {
+            gmem_cgroup_walk("/sys/fs/cgroup/memory", f[2],
+                             "memory.limit_in_bytes", "memory.usage_in_bytes",
+                             &room, limited, limit_file);
+        }
     }
     return room;
 }
@@ -225,10 +255,26 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         }
     }
 
-    if (backend->prealloc) {
+    if (!backend->prealloc) {
+        g_autofree char *cgroup = NULL;
+        const char *limit_file = NULL;
+        uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
+
+        /* Not an error: the guest may never touch all of it. */
+        if (backend->size > room) {
+            g_autofree char *want = size_to_str(backend->size);
+            g_autofree char *have = size_to_str(room);
+
+            warn_report("%s: the guest can use %s, but QEMU's memory cgroup "
+                        "%s allows %s more (%s): if the guest touches more "
+                        "than that, the kernel kills QEMU", type, want, cgroup,
+                        have, limit_file);
+        }
+    } else {
         g_autofree char *cgroup = NULL;
         uint64_t avail = gmem_host_available();
-        uint64_t room = gmem_cgroup_available(&cgroup);
+        const char *limit_file = NULL;
+        uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
 
         if (avail && backend->size > avail) {
             g_autofree char *want = size_to_str(backend->size);
@@ -247,8 +293,8 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
             g_autofree char *have = size_to_str(room);
 
             error_setg(errp, "%s: cannot preallocate %s: QEMU's memory cgroup "
-                       "%s allows %s more (memory.max)", type, want, cgroup,
-                       have);
+                       "%s allows %s more (%s)", type, want, cgroup, have,
+                       limit_file);
             return false;
         }
     }
@@ -459,6 +505,42 @@ static void *gmem_prealloc_thread(void *opaque)
  * to the mapping, which guest_memfd and shmem apply to their own
  * allocations.
  */
+/*
+ * qom-set prealloc=true on a running mmap=off backend: the shared pages
+ * the memfd does not hold yet must fit in QEMU's memory cgroup, as at
+ * creation (gmem_backend_check()).  The memfd says what it holds; a
+ * guest_memfd does not (mmap=on is not checked at run time).
+ */
+static bool gmem_prealloc_fits(HostMemoryBackend *backend,
+                               const unsigned long *shared, uint64_t pages,
+                               Error **errp)
+{
+    uint64_t page = qemu_real_host_page_size();
+    uint64_t want = bitmap_count_one(shared, pages) * page;
+    g_autofree char *cgroup = NULL;
+    const char *limit_file = NULL;
+    uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
+    struct stat st;
+
+    if (!fstat(memory_region_get_fd(&backend->mr), &st)) {
+        uint64_t held = (uint64_t)st.st_blocks * 512;
+
+        want = want > held ? want - held : 0;
+    }
+    if (want > room) {
+        g_autofree char *name = host_memory_backend_get_name(backend);
+        g_autofree char *w = size_to_str(want);
+        g_autofree char *have = size_to_str(room);
+
+        error_setg(errp, "%s '%s': cannot preallocate %s more of shared "
+                   "memory: QEMU's memory cgroup %s allows %s more (%s)",
+                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name, w, cgroup, have,
+                   limit_file);
+        return false;
+    }
+    return true;
+}
+
 static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
 {
     HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
@@ -479,6 +561,9 @@ static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
     if (!gm->mmap && rb->attributes &&
         host_memory_backend_is_mapped(backend)) {
         shared = rb->attributes->bitmap;
+        if (!gmem_prealloc_fits(backend, shared, pages, errp)) {
+            return false;
+        }
     }
     chunk = DIV_ROUND_UP(pages, nthreads);
     jobs = g_new0(GmemPreallocJob, nthreads);

@@ -7,12 +7,13 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import subprocess
 import struct
+import tempfile
 import time
 
 from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, Skip, gmem_fds, mappings,
                       meminfo, payload_args, pattern_mismatches, proc_status,
                       pattern_word, payload_result,
-                      require_gmem_mmap, run_qemu, DEFAULT_SEED, ROOT)
+                      require_gmem_mmap, run_qemu, DEFAULT_SEED, QEMU, ROOT)
 
 MiB = 1 << 20
 GMEM = "memory-backend-guest-memfd"
@@ -135,6 +136,70 @@ def test_prealloc_fallocates_the_guest_memfd():
             grown, size)
         assert vm.qmp.cmd("query-memdev")[0]["prealloc"]
         return "%d MiB allocated before the guest ran" % (grown // MiB)
+
+
+def v1_memory_cgroup():
+    """The cgroup v1 memory controller's folder of this process, or None."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            base = "/sys/fs/cgroup/memory" + path
+            if "memory" in controllers.split(",") and \
+                    os.path.exists(os.path.join(base, "memory.limit_in_bytes")):
+                return base
+    return None
+
+
+def test_prealloc_under_a_cgroup_v1_limit():
+    """QEMU in a cgroup v1 memory controller whose limit is less than the
+    backend: preallocation is refused, naming the cgroup and its limit
+    file (past the limit the kernel kills QEMU instead of failing the
+    allocation); without prealloc QEMU warns and runs.  (cgroup v2 is
+    tested in the rig: rig/preallocation_under_memory_max.)"""
+    require_gmem_mmap()
+    base = v1_memory_cgroup()
+    if not base:
+        raise Skip("this host runs QEMU under no cgroup v1 memory controller "
+                   "(cgroup v2 is tested in the rig)")
+    cg = os.path.join(base, "gmem-test-%d" % os.getpid())
+    os.mkdir(cg)
+    tmp = tempfile.mkdtemp(prefix="gmem-cg-")
+    try:
+        with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(128 * MiB))
+        wrapper = os.path.join(tmp, "qemu")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\necho $$ >%s/cgroup.procs || exit 99\n"
+                    "exec %s \"$@\"\n" % (cg, QEMU))
+        os.chmod(wrapper, 0o755)
+        name = cg[len("/sys/fs/cgroup/memory"):]
+        p = subprocess.run([wrapper, "-nodefaults", "-display", "none", "-accel", "kvm",
+                            "-object", GMEM + ",id=m0,size=256M,prealloc=on",
+                            "-m", "256M", "-machine", "q35,memory-backend=m0"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=60)
+        want = "cannot preallocate 256 MiB: QEMU's memory cgroup %s allows " % name
+        assert p.returncode == 1 and want in p.stdout and \
+            "(memory.limit_in_bytes)" in p.stdout, (p.returncode, p.stdout)
+        with Qemu(gmem_obj("m0", 256 * MiB) + ["-m", "256M", "-S"],
+                  extra_machine=",memory-backend=m0", binary=wrapper) as vm:
+            assert vm.qmp.cmd("query-status")["status"] == "prelaunch"
+            warned = vm.errors()
+        assert "warning: " + GMEM + ": the guest can use 256 MiB, but QEMU's " \
+            "memory cgroup %s allows" % name in warned, warned
+        return p.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.call(["rm", "-rf", tmp])
+        deadline = time.time() + 10
+        while True:
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
 
 
 def test_dimm_coldplug():

@@ -896,6 +896,35 @@ def test_preallocation_under_memory_max():
     return "refused: " + " || ".join(said + [resp["error"]["desc"]])
 
 
+def test_prealloc_at_run_time_under_memory_max():
+    """qom-set prealloc=true on a running mmap=off guest is refused when
+    the shared pages the memfd does not hold yet would not fit in QEMU's
+    memory cgroup, naming the cgroup, as at creation; the guest runs on
+    and nothing is killed.  (Past memory.max the kernel would kill QEMU
+    instead of failing the allocation.)"""
+    M = 1 << 20
+    blob = payload_args([(0x1000000, 16 * M, KIND_GUEST, 0)], flags=FLAG_HALT)
+    with MemoryCgroup("gmem-rt", 160 * M) as cg:
+        with Qemu(SWP_ARGS[:2] + [
+                "-object", "memory-backend-guest-memfd,id=ram0,size=256M,mmap=off",
+                "-m", "256M"], args_blob=blob, extra_machine=SWP_MACHINE,
+                binary=cg.qemu) as vm:
+            out = vm.wait_output("RESULT ", 60)
+            assert payload_result(out).startswith("RESULT PASS"), out
+            resp = vm.qmp.send("qom-set", path="/objects/ram0",
+                               property="prealloc", value=True)
+            want = "QEMU's memory cgroup /gmem-rt allows "
+            assert "error" in resp and "cannot preallocate" in \
+                resp["error"]["desc"] and want in resp["error"]["desc"], resp
+            assert vm.qmp.cmd("query-status")["status"] == "running"
+            assert not vm.qom_get("/objects/ram0", "prealloc")
+            warned = vm.errors()
+        events = cg.events()
+    assert events["oom_kill"] == 0, events
+    assert "the guest can use 256 MiB, but QEMU's memory cgroup /gmem-rt" in warned, warned
+    return resp["error"]["desc"]
+
+
 def test_conversions_under_memory_max():
     """A page is held once, on one side or the other, through every
     conversion: under a memory.max of 160 MiB, a sw-protected guest
