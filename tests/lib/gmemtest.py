@@ -4,13 +4,14 @@ build the payload's argument file, read KVM's capabilities.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import asyncio
 import fcntl
-import json
 import os
 import re
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -162,51 +163,53 @@ def host_pattern(base, length, seed):
     return bytes(buf)
 
 
-def connect_unix(path, timeout):
-    """A connected socket to the server at path, retrying until it listens."""
+def _pinned_python():
+    """QEMU's own Python packages (qemu.qmp, qemu.machine) from the pinned
+    tree that scripts/qemu-tree.sh unpacks."""
+    path = os.path.join(BUILD, "qemu-src", "python")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def wait_for_socket(path, timeout):
+    """Wait until a server listens at the unix socket path."""
     deadline = time.time() + timeout
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
+            return
         except OSError:
-            sock.close()
             if time.time() > deadline:
                 raise
             time.sleep(0.02)
-            continue
-        sock.settimeout(timeout)
-        return sock
+        finally:
+            sock.close()
 
 
 class QMP:
-    def __init__(self, path, timeout=30):
-        self.sock = connect_unix(path, timeout)
-        self.file = self.sock.makefile("rw")
-        self.events = []
-        self._read()                            # greeting
-        self.cmd("qmp_capabilities")
+    """QMP through QEMU's own client (qemu.qmp.legacy.QEMUMonitorProtocol,
+    from the pinned tree), with what the tests need on top: errors as
+    RuntimeError, and waiting for one event while keeping the others."""
 
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise EOFError("QMP connection closed")
-        return json.loads(line)
+    def __init__(self, path, timeout=30):
+        _pinned_python()
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+        wait_for_socket(path, timeout)
+        self.mon = QEMUMonitorProtocol(path)
+        self.mon.connect()
+        self.mon.settimeout(timeout)
+        self.events = []
+
+    def _pull(self):
+        self.events += self.mon.get_events()
 
     def send(self, cmd, **args):
         """Run a command; return the whole response (with 'return' or
         'error')."""
-        msg = {"execute": cmd}
-        if args:
-            msg["arguments"] = args
-        self.file.write(json.dumps(msg) + "\n")
-        self.file.flush()
-        while True:
-            resp = self._read()
-            if "event" in resp:
-                self.events.append(resp)
-                continue
-            return resp
+        resp = self.mon.cmd_raw(cmd, args or None)
+        self._pull()
+        return resp
 
     def cmd(self, cmd, **args):
         resp = self.send(cmd, **args)
@@ -218,45 +221,46 @@ class QMP:
         """Wait for an event called name; return it."""
         deadline = time.time() + timeout
         while True:
+            self._pull()
             for ev in self.events:
                 if ev["event"] == name:
                     self.events.remove(ev)
                     return ev
-            self.sock.settimeout(max(0.01, deadline - time.time()))
-            try:
-                resp = self._read()
-            except socket.timeout:
+            left = deadline - time.time()
+            if left <= 0:
                 raise RuntimeError("no %s event in %ds" % (name, timeout))
-            if "event" in resp:
-                self.events.append(resp)
+            try:
+                self.events.append(self.mon.pull_event(wait=float(left)))
+            except asyncio.TimeoutError:
+                pass
 
     def hmp(self, line):
         return self.cmd("human-monitor-command", **{"command-line": line})
 
     def close(self):
         try:
-            self.sock.close()
-        except OSError:
+            self.mon.close()
+        except Exception:       # QEMU may be gone already
             pass
 
 
 class QtestClient:
-    """QEMU's qtest protocol on a socket (-qtest unix:...): read and write
-    guest memory as QEMU sees it, next to any accelerator."""
+    """QEMU's qtest protocol through its own client
+    (qemu.machine.qtest.QEMUQtestProtocol, from the pinned tree): read and
+    write guest memory as QEMU sees it, next to any accelerator."""
 
     def __init__(self, path, timeout=30):
-        self.sock = connect_unix(path, timeout)
-        self.file = self.sock.makefile("rw")
+        _pinned_python()
+        from qemu.machine.qtest import QEMUQtestProtocol
+        wait_for_socket(path, timeout)
+        self.proto = QEMUQtestProtocol(path)
+        self.proto.settimeout(timeout)
+        self.proto.connect()
 
     def _cmd(self, line):
-        self.file.write(line + "\n")
-        self.file.flush()
-        while True:
-            resp = self.file.readline()
-            if not resp:
-                raise EOFError("qtest connection closed")
-            if not resp.startswith("IRQ"):
-                break
+        resp = self.proto.cmd(line)
+        if not resp:
+            raise EOFError("qtest connection closed")
         if not resp.startswith("OK"):
             raise RuntimeError("qtest %r: %s" % (line[:40], resp.strip()))
         return resp.strip()
@@ -269,7 +273,7 @@ class QtestClient:
         return bytes.fromhex(resp.split()[1][2:])
 
     def close(self):
-        self.sock.close()
+        self.proto.close()
 
 
 class QemuStuck(Exception):
