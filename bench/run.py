@@ -30,7 +30,8 @@ tables to build/bench/results.md and a plot to build/bench/results.png.
 
   bench/run.py [--runs N] [--sizes 256M,1G,4G] [--smoke]
 
---smoke runs the smallest size once (the test command's check that the
+--smoke runs the smallest size once, into build/bench-smoke so that it
+never overwrites a real run's figures (the test command's check that the
 benchmark runs to the end).
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -177,7 +178,7 @@ def rig_parts(opts, floors, out, plot):
         raise RuntimeError("the rig's benchmark failed (%.0fs): %s" % (
             rig.wall, " | ".join(rig.console.strip().splitlines()[-12:])))
     res = json.loads(rig.results["bench.json"])
-    with open(os.path.join(BUILD, "bench", "rig.json"), "w") as f:
+    with open(os.path.join(opts.outdir, "rig.json"), "w") as f:
         f.write(rig.results["bench.json"])
 
     if 3 in opts.parts:
@@ -399,6 +400,9 @@ def main():
                     help="which parts to run (1-2 on this host, 3-5 in the rig)")
     ap.add_argument("--smoke", action="store_true")
     opts = ap.parse_args()
+    # A smoke run (the test command's) never overwrites a real run's output.
+    opts.outdir = os.path.join(BUILD, "bench-smoke" if opts.smoke else "bench")
+    os.makedirs(opts.outdir, exist_ok=True)
     if opts.smoke:
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
         opts.chunks, opts.footprint_sizes = "4K", "256M"
@@ -436,10 +440,10 @@ def main():
     if opts.parts & {3, 4, 5}:
         rig_parts(opts, floors, out, plot)
 
-    path = os.path.join(BUILD, "bench", "results.md")
+    path = os.path.join(opts.outdir, "results.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    png = draw(plot, os.path.join(BUILD, "bench", "results.png"))
+    png = draw(plot, os.path.join(opts.outdir, "results.png"))
     print("\n(written to %s%s)" % (os.path.relpath(path, ROOT),
                                    " and " + os.path.relpath(png, ROOT) if png else ""))
     return 0

@@ -22,7 +22,7 @@ def test_bench_smoke():
             if l.startswith("| 256 MiB | off |") or l.startswith("| 256 MiB | on |")]
     assert len(rows) == 6, p.stdout
     assert "| guest-memfd, prealloc-threads=2 |" in p.stdout, p.stdout
-    png = os.path.join(BUILD, "bench", "results.png")
+    png = os.path.join(BUILD, "bench-smoke", "results.png")
     assert os.path.getsize(png) > 0 and os.path.getmtime(png) >= start, \
         "this run drew no plot (%s is missing, empty or older)" % png
     # Parts 3 and 4 run in the rig, which the project builds: their being
