@@ -11,12 +11,13 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import argparse
 import importlib.util
 import inspect
+import json
 import os
-import re
 import subprocess
 import sys
 import time
 import traceback
+import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
@@ -25,15 +26,16 @@ import gmemtest  # noqa: E402
 ROOT = gmemtest.ROOT
 QEMU_BUILD = os.path.join(gmemtest.BUILD, "qemu-build")
 
-# qtest executables: (ninja target, description).  Ours first, then QEMU's
-# own suites that cover memory backends, QOM and QMP.
+# qtests: (ninja target, meson test name, whose).  Ours first, then QEMU's
+# own suites that cover memory backends, QOM and QMP.  All are registered
+# with meson (ours in tests/qtest/meson.build) and run by `meson test`.
 QTESTS = [
-    ("overlay/tests/qtest/guest-memfd-test", "ours"),
-    ("tests/qtest/qom-test", "QEMU"),
-    ("tests/qtest/device-introspect-test", "QEMU"),
-    ("tests/qtest/qmp-test", "QEMU"),
-    ("tests/qtest/qmp-cmd-test", "QEMU"),
-    ("tests/qtest/test-hmp", "QEMU"),
+    ("overlay/tests/qtest/guest-memfd-test", "guest-memfd-test", "ours"),
+    ("tests/qtest/qom-test", "qtest-x86_64/qom-test", "QEMU"),
+    ("tests/qtest/device-introspect-test", "qtest-x86_64/device-introspect-test", "QEMU"),
+    ("tests/qtest/qmp-test", "qtest-x86_64/qmp-test", "QEMU"),
+    ("tests/qtest/qmp-cmd-test", "qtest-x86_64/qmp-cmd-test", "QEMU"),
+    ("tests/qtest/test-hmp", "qtest-x86_64/test-hmp", "QEMU"),
 ]
 
 # The rig first: the benchmark's smoke run uses the kernel it builds.
@@ -83,56 +85,72 @@ def build(qtest_targets):
     return r == 0
 
 
-TAP_RE = re.compile(r"^(not ok|ok)\s+\d+\s*-?\s*(.*?)(?:\s+#\s*(SKIP|TODO)\b\s*(.*))?$")
-
-
-def run_qtest(res, target, origin, timeout=900):
-    exe = os.path.join(QEMU_BUILD, target)
-    name = os.path.basename(target)
-    env = dict(os.environ)
-    env["QTEST_QEMU_BINARY"] = os.path.join(QEMU_BUILD, "qemu-system-x86_64")
-    env["PAYLOAD"] = gmemtest.PAYLOAD
+def run_qtests(res, qtests, timeout=1800):
+    """Run the qtests with `meson test` and report each TAP case as meson
+    reports it (its JUnit log), a test that meson failed without a
+    failing case as a failure of its own."""
+    missing = [t for t, _, _ in qtests
+               if not os.access(os.path.join(QEMU_BUILD, t), os.X_OK)]
+    for t in missing:
+        res.report("FAIL", "qtest/%s" % os.path.basename(t), "%s is not built "
+                   "(--no-build skips building the qtests)" % t)
+    qtests = [q for q in qtests if q[0] not in missing]
+    if not qtests:
+        return
+    env = dict(os.environ, PAYLOAD=gmemtest.PAYLOAD)
+    logs = os.path.join(QEMU_BUILD, "meson-logs")
+    for f in ("testlog.json", "testlog.junit.xml"):
+        if os.path.exists(os.path.join(logs, f)):
+            os.unlink(os.path.join(logs, f))
     start = time.time()
-    if not os.access(exe, os.X_OK):
-        res.report("FAIL", "qtest/%s" % name, "%s is not built (--no-build skips "
-                   "building the qtests)" % os.path.relpath(exe, ROOT))
-        return
     try:
-        p = subprocess.run([exe, "--tap", "-k"], cwd=QEMU_BUILD, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        res.report("FAIL", "qtest/%s" % name, "timed out after %ds" % timeout)
+        subprocess.run(["meson", "test", "-C", QEMU_BUILD, "--no-rebuild",
+                        "--num-processes", "1"] + [name for _, name, _ in qtests],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        res.report("FAIL", "qtest/all", "meson test timed out after %ds" % timeout)
         return
-    seen_fail = False
-    n = 0
-    last_lines = []
-    for line in p.stdout.splitlines():
-        m = TAP_RE.match(line)
-        if not m:
-            if not line.startswith("#") and line.strip():
-                last_lines.append(line)
-                last_lines = last_lines[-15:]
+    results = {}
+    try:
+        with open(os.path.join(logs, "testlog.json")) as f:
+            for line in f:
+                t = json.loads(line)
+                results[t["name"].split(" / ")[-1]] = t
+        suites = ET.parse(os.path.join(logs, "testlog.junit.xml")).getroot()
+    except (OSError, ValueError, ET.ParseError) as e:
+        res.report("FAIL", "qtest/all", "meson test left no usable log: %s" % e)
+        return
+    cases = {}
+    for suite in suites.iter("testsuite"):
+        cases[suite.get("name").split(" / ")[-1]] = list(suite.iter("testcase"))
+    for _, name, origin in qtests:
+        short = name.split("/")[-1]
+        t = results.get(name)
+        if t is None:
+            res.report("FAIL", "qtest/%s" % short, "meson test did not run it")
             continue
-        n += 1
-        ok, path, directive, reason = m.groups()
-        tname = "qtest/%s%s" % (name, path if path.startswith("/") else "/" + path)
-        if directive == "SKIP":
-            res.report("SKIP", tname, reason or "skipped by the test")
-        elif ok == "ok":
-            res.report("PASS", tname)
-        else:
-            seen_fail = True
-            res.report("FAIL", tname, " | ".join(last_lines[-5:]))
-        last_lines = []
-    if p.returncode != 0 and not seen_fail:
-        res.report("FAIL", "qtest/%s" % name,
-                   "exited %d after %d results: %s" % (p.returncode, n,
-                                                      " | ".join(last_lines[-8:])))
-    elif n == 0:
-        res.report("FAIL", "qtest/%s" % name, "reported no test")
-    print("# qtest/%s (%s): %d results in %.1fs" % (name, origin, n, time.time() - start),
-          flush=True)
+        failed = False
+        for case in cases.get(name, []):
+            cname = "qtest/%s%s" % (short, case.get("name").split(" ", 1)[-1])
+            if case.find("skipped") is not None:
+                res.report("SKIP", cname, case.find("skipped").get("message") or
+                           "skipped by the test")
+            elif case.find("failure") is not None or case.find("error") is not None:
+                failed = True
+                tail = (t.get("stdout") or "").strip().splitlines()[-5:]
+                res.report("FAIL", cname, " | ".join(tail))
+            else:
+                res.report("PASS", cname)
+        if t["result"] not in ("OK", "SKIP") and not failed:
+            tail = (t.get("stdout") or "").strip().splitlines()[-8:]
+            res.report("FAIL", "qtest/%s" % short, "meson says %s after %d cases: %s"
+                       % (t["result"], len(cases.get(name, [])), " | ".join(tail)))
+        elif not cases.get(name):
+            res.report("FAIL", "qtest/%s" % short, "reported no test")
+        print("# qtest/%s (%s): %d results in %.1fs" % (
+            short, origin, len(cases.get(name, [])), t.get("duration", 0)), flush=True)
+    print("# qtests: meson test, %.1fs" % (time.time() - start), flush=True)
 
 
 def load_module(name):
@@ -184,12 +202,12 @@ def main():
     opts = ap.parse_args()
 
     res = Results()
-    qtests = [(t, o) for t, o in QTESTS
-              if not opts.select or opts.select in "qtest/" + os.path.basename(t)
-              or opts.select.startswith("qtest/" + os.path.basename(t))]
+    qtests = [q for q in QTESTS
+              if not opts.select or opts.select in "qtest/" + os.path.basename(q[0])
+              or opts.select.startswith("qtest/" + os.path.basename(q[0]))]
     if not opts.no_build:
         t0 = time.time()
-        if not build([t for t, _ in QTESTS]):
+        if not build([t for t, _, _ in QTESTS]):
             res.report("FAIL", "build", "see the messages above")
             print("%d passed, %d failed, %d skipped" % (0, 1, 0))
             return 1
@@ -200,8 +218,7 @@ def main():
             print("# %s: left out (--quick)" % module, flush=True)
             continue
         run_e2e(res, module, opts.select)
-    for target, origin in qtests:
-        run_qtest(res, target, origin)
+    run_qtests(res, qtests)
 
     c = res.counts
     if res.failed:
