@@ -10,18 +10,17 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
 import importlib.util
-import inspect
 import json
 import os
 import subprocess
 import sys
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import gmemtest  # noqa: E402
+import runner  # noqa: E402
 
 ROOT = gmemtest.ROOT
 QEMU_BUILD = os.path.join(gmemtest.BUILD, "qemu-build")
@@ -171,24 +170,12 @@ def run_e2e(res, module, select):
         except Exception as e:
             res.report("FAIL", module[5:] + "/all", "%s: %s" % (type(e).__name__, e))
         return
-    tests = [(n, f) for n, f in vars(mod).items()
-             if n.startswith("test_") and inspect.isfunction(f)]
-    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
-    for fname, func in tests:
-        name = "e2e/%s/%s" % (module[5:], fname[5:])
+    for short, func in runner.tests_of(mod):
+        name = "e2e/%s/%s" % (module[5:], short)
         if select and select not in name:
             continue
-        start = time.time()
-        try:
-            detail = func()
-            res.report("PASS", name, detail or "", time.time() - start)
-        except gmemtest.Skip as e:
-            res.report("SKIP", name, str(e))
-        except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = "%s:%d" % (os.path.basename(tb[-1].filename), tb[-1].lineno)
-            res.report("FAIL", name, "%s: %s (at %s)" % (type(e).__name__, e, where),
-                       time.time() - start)
+        status, detail, secs = runner.run(name, func)
+        res.report(status, name, detail, secs if status != "SKIP" else None)
 
 
 def main():

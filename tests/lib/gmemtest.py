@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("GM_BUILD", os.path.join(ROOT, "build"))
@@ -67,7 +68,7 @@ MAP_GPA_ENCRYPTED = ABI["MAP_GPA_ENCRYPTED"]
 DEFAULT_SEED = ABI["DEFAULT_SEED"]
 
 
-class Skip(Exception):
+class Skip(unittest.SkipTest):
     """Raised by a test that cannot run here; the message is the reason."""
 
 
