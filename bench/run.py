@@ -340,10 +340,14 @@ def startup_part(opts, sizes, out, plot):
     out("| --- | --- | --- | --- | --- | --- | --- |")
     for size in sizes:
         for prealloc in (False, True):
-            res = {}
-            for backend in BACKENDS:
-                runs = [startup_run(backend, size, prealloc) for _ in range(opts.runs)]
-                res[backend] = ([r[0] for r in runs], [r[1] for r in runs])
+            # Interleaved: run i of every backend before run i + 1 of any,
+            # so that a drift of the machine touches them all alike.
+            res = {backend: ([], []) for backend in BACKENDS}
+            for _ in range(opts.runs):
+                for backend in BACKENDS:
+                    t, m = startup_run(backend, size, prealloc)
+                    res[backend][0].append(t)
+                    res[backend][1].append(m)
             base_t = statistics.median(res["memory-backend-memfd"][0])
             base_m = statistics.median(res["memory-backend-memfd"][1])
             for backend in BACKENDS:
