@@ -185,6 +185,25 @@ static uint64_t gmem_cgroup_available(char **limited, const char **limit_file)
     return room;
 }
 
+/*
+ * NULL if @want more bytes fit in QEMU's memory cgroup, else why not:
+ * "QEMU's memory cgroup X allows Y more (its limit file)".
+ */
+static char *gmem_cgroup_shortfall(uint64_t want)
+{
+    g_autofree char *cgroup = NULL;
+    g_autofree char *have = NULL;
+    const char *limit_file = NULL;
+    uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
+
+    if (want <= room) {
+        return NULL;
+    }
+    have = size_to_str(room);
+    return g_strdup_printf("QEMU's memory cgroup %s allows %s more (%s)",
+                           cgroup, have, limit_file);
+}
+
 /* Everything that can be refused before a guest_memfd is created. */
 static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
 {
@@ -192,6 +211,7 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     const char *type = TYPE_MEMORY_BACKEND_GUEST_MEMFD;
     size_t pagesize = qemu_real_host_page_size();
     int64_t flags;
+    g_autofree char *shortfall = NULL;
 
     if (!kvm_enabled()) {
         error_setg(errp, "%s needs the KVM accelerator: a guest_memfd is "
@@ -255,26 +275,8 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         }
     }
 
-    if (!backend->prealloc) {
-        g_autofree char *cgroup = NULL;
-        const char *limit_file = NULL;
-        uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
-
-        /* Not an error: the guest may never touch all of it. */
-        if (backend->size > room) {
-            g_autofree char *want = size_to_str(backend->size);
-            g_autofree char *have = size_to_str(room);
-
-            warn_report("%s: the guest can use %s, but QEMU's memory cgroup "
-                        "%s allows %s more (%s): if the guest touches more "
-                        "than that, the kernel kills QEMU", type, want, cgroup,
-                        have, limit_file);
-        }
-    } else {
-        g_autofree char *cgroup = NULL;
+    if (backend->prealloc) {
         uint64_t avail = gmem_host_available();
-        const char *limit_file = NULL;
-        uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
 
         if (avail && backend->size > avail) {
             g_autofree char *want = size_to_str(backend->size);
@@ -284,19 +286,24 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
                        "available", type, want, have);
             return false;
         }
-        /*
-         * Past its memory.max, the kernel kills QEMU rather than fail
-         * the allocation: refuse first.
-         */
-        if (backend->size > room) {
-            g_autofree char *want = size_to_str(backend->size);
-            g_autofree char *have = size_to_str(room);
+    }
+    /*
+     * Past its memory cgroup's limit, the kernel kills QEMU rather than
+     * fail the allocation: refuse to preallocate more; warn otherwise (the
+     * guest may never touch all of it).
+     */
+    shortfall = gmem_cgroup_shortfall(backend->size);
+    if (shortfall) {
+        g_autofree char *want = size_to_str(backend->size);
 
-            error_setg(errp, "%s: cannot preallocate %s: QEMU's memory cgroup "
-                       "%s allows %s more (%s)", type, want, cgroup, have,
-                       limit_file);
+        if (backend->prealloc) {
+            error_setg(errp, "%s: cannot preallocate %s: %s", type, want,
+                       shortfall);
             return false;
         }
+        warn_report("%s: the guest can use %s, but %s: if the guest touches "
+                    "more than that, the kernel kills QEMU", type, want,
+                    shortfall);
     }
     return true;
 }
@@ -495,6 +502,39 @@ static void *gmem_prealloc_thread(void *opaque)
 }
 
 /*
+ * qom-set prealloc=true on a running mmap=off backend: the shared pages
+ * the memfd does not hold yet must fit in QEMU's memory cgroup, as at
+ * creation (gmem_backend_check()).  The memfd says what it holds; a
+ * guest_memfd does not (mmap=on is not checked at run time).
+ */
+static bool gmem_prealloc_fits(HostMemoryBackend *backend,
+                               const unsigned long *shared, uint64_t pages,
+                               Error **errp)
+{
+    uint64_t want = bitmap_count_one(shared, pages) *
+                    qemu_real_host_page_size();
+    g_autofree char *shortfall = NULL;
+    struct stat st;
+
+    if (!fstat(memory_region_get_fd(&backend->mr), &st)) {
+        uint64_t held = (uint64_t)st.st_blocks * 512;
+
+        want = want > held ? want - held : 0;
+    }
+    shortfall = gmem_cgroup_shortfall(want);
+    if (shortfall) {
+        g_autofree char *name = host_memory_backend_get_name(backend);
+        g_autofree char *w = size_to_str(want);
+
+        error_setg(errp, "%s '%s': cannot preallocate %s more of shared "
+                   "memory: %s", TYPE_MEMORY_BACKEND_GUEST_MEMFD, name, w,
+                   shortfall);
+        return false;
+    }
+    return true;
+}
+
+/*
  * Allocate the file behind the mapping with fallocate(), in up to
  * prealloc-threads pieces at once (no more than the host has CPUs), the
  * threads created in prealloc-context if one is set: the guest_memfd with
@@ -505,42 +545,6 @@ static void *gmem_prealloc_thread(void *opaque)
  * to the mapping, which guest_memfd and shmem apply to their own
  * allocations.
  */
-/*
- * qom-set prealloc=true on a running mmap=off backend: the shared pages
- * the memfd does not hold yet must fit in QEMU's memory cgroup, as at
- * creation (gmem_backend_check()).  The memfd says what it holds; a
- * guest_memfd does not (mmap=on is not checked at run time).
- */
-static bool gmem_prealloc_fits(HostMemoryBackend *backend,
-                               const unsigned long *shared, uint64_t pages,
-                               Error **errp)
-{
-    uint64_t page = qemu_real_host_page_size();
-    uint64_t want = bitmap_count_one(shared, pages) * page;
-    g_autofree char *cgroup = NULL;
-    const char *limit_file = NULL;
-    uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
-    struct stat st;
-
-    if (!fstat(memory_region_get_fd(&backend->mr), &st)) {
-        uint64_t held = (uint64_t)st.st_blocks * 512;
-
-        want = want > held ? want - held : 0;
-    }
-    if (want > room) {
-        g_autofree char *name = host_memory_backend_get_name(backend);
-        g_autofree char *w = size_to_str(want);
-        g_autofree char *have = size_to_str(room);
-
-        error_setg(errp, "%s '%s': cannot preallocate %s more of shared "
-                   "memory: QEMU's memory cgroup %s allows %s more (%s)",
-                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name, w, cgroup, have,
-                   limit_file);
-        return false;
-    }
-    return true;
-}
-
 static bool gmem_prealloc(HostMemoryBackend *backend, Error **errp)
 {
     HostMemoryBackendGuestMemfd *gm = MEMORY_BACKEND_GUEST_MEMFD(backend);
