@@ -11,9 +11,9 @@ import tempfile
 import time
 
 from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, Qemu, Skip, gmem_fds, mappings,
-                      meminfo, payload_args, pattern_mismatches, proc_status,
+                      meminfo, payload_args, proc_status, check_pattern, cgroup_wrapper,
                       pattern_word, payload_result,
-                      require_gmem_mmap, run_qemu, DEFAULT_SEED, QEMU, ROOT)
+                      require_gmem_mmap, run_qemu, DEFAULT_SEED, ROOT)
 
 MiB = 1 << 20
 GMEM = "memory-backend-guest-memfd"
@@ -21,14 +21,6 @@ GMEM = "memory-backend-guest-memfd"
 
 def gmem_obj(id, size, extra=""):
     return ["-object", "%s,id=%s,size=%d%s" % (GMEM, id, size, extra)]
-
-
-def check_pattern(data, base, seed=DEFAULT_SEED):
-    """The payload's word is at the start of every page of data."""
-    bad = pattern_mismatches(data, base, seed)
-    assert not bad, "page 0x%x holds 0x%x, want 0x%x (%d pages wrong)" % (
-        base + bad[0], struct.unpack_from("<Q", data, bad[0])[0],
-        pattern_word(base + bad[0], seed), len(bad))
 
 
 def halted_run(args, ranges, extra_machine="", **kw):
@@ -167,11 +159,7 @@ def test_prealloc_under_a_cgroup_v1_limit():
     try:
         with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
             f.write(str(128 * MiB))
-        wrapper = os.path.join(tmp, "qemu")
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\necho $$ >%s/cgroup.procs || exit 99\n"
-                    "exec %s \"$@\"\n" % (cg, QEMU))
-        os.chmod(wrapper, 0o755)
+        wrapper = cgroup_wrapper(cg, tmp)
         name = cg[len("/sys/fs/cgroup/memory"):]
         p = subprocess.run([wrapper, "-nodefaults", "-display", "none", "-accel", "kvm",
                             "-object", GMEM + ",id=m0,size=256M,prealloc=on",

@@ -140,6 +140,15 @@ def pattern_mismatches(data, base, seed=DEFAULT_SEED):
             pattern_word(base + off, seed)]
 
 
+def check_pattern(data, base, seed=DEFAULT_SEED):
+    """The payload's word is at the start of every page of data (guest
+    memory from base)."""
+    bad = pattern_mismatches(data, base, seed)
+    assert not bad, "page 0x%x holds 0x%x, want 0x%x (%d pages wrong)" % (
+        base + bad[0], struct.unpack_from("<Q", data, bad[0])[0],
+        pattern_word(base + bad[0], seed), len(bad))
+
+
 def counter_passes(data, base, seed=DEFAULT_SEED):
     """The passes of FLAG_COUNTER that data (guest memory of range 0, from
     base) shows: (c_first, c_last), the counter in its first and last page.
@@ -361,29 +370,17 @@ class Qemu:
         return data
 
     def output(self):
-        try:
-            with open(self.debugcon) as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.debugcon)
 
     def wait_output(self, text, timeout=60):
         """Wait until the debug console shows text, and the rest of its
         line (QEMU may be midway through writing it); return the output."""
-        deadline = time.time() + timeout
-        while True:
-            out = self.output()
-            at = out.find(text)
-            if at >= 0 and "\n" in out[at:]:
-                return out
+        def alive(out):
             if self.proc.poll() is not None:
                 raise RuntimeError("QEMU exited (%d) before %r; console: %r; "
                                    "stderr: %s" % (self.proc.returncode, text,
                                                    out, self.errors()))
-            if time.time() > deadline:
-                raise RuntimeError("timed out waiting for %r; console: %r"
-                                   % (text, out))
-            time.sleep(0.02)
+        return wait_line(self.debugcon, text, timeout, alive)
 
     def stop(self):
         if self.qmp:
@@ -412,6 +409,46 @@ class Qemu:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def read_text(path):
+    """The file at path, or "" while it is not there."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def wait_line(path, text, timeout, check=None):
+    """Wait until the file at path (a console) shows text and the rest of
+    its line (its writer may be midway through it); return the file.
+    check(contents), if given, runs while waiting and raises if waiting is
+    pointless.  RuntimeError after timeout seconds."""
+    deadline = time.time() + timeout
+    while True:
+        out = read_text(path)
+        at = out.find(text)
+        if at >= 0 and "\n" in out[at:]:
+            return out
+        if check:
+            check(out)
+        if time.time() > deadline:
+            raise RuntimeError("timed out waiting for %r; console: %r"
+                               % (text, out))
+        time.sleep(0.02)
+
+
+def cgroup_wrapper(cgroup, folder):
+    """An executable folder/qemu that moves itself into the cgroup at the
+    path cgroup (v1 or v2) and runs QEMU there, so that nothing else (the
+    test runner) is charged or can be OOM-killed."""
+    path = os.path.join(folder, "qemu")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\necho $$ >%s/cgroup.procs || exit 99\n"
+                "exec %s \"$@\"\n" % (cgroup, QEMU))
+    os.chmod(path, 0o755)
+    return path
 
 
 def run_qemu(args, timeout=60):

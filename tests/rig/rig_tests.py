@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from gmemtest import (KIND_GUEST, QEMU, QEMU_ASAN, Qemu, Skip, kvm_caps, payload_args,
+from gmemtest import (KIND_GUEST, QEMU_ASAN, Qemu, Skip, cgroup_wrapper, kvm_caps, payload_args,
                       FLAG_HOTPLUG, FLAG_HP_PRIVATE, FLAG_HP_AGAIN,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
                       KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES,
@@ -842,10 +842,7 @@ class MemoryCgroup:
         self.write("cgroup.subtree_control", "+memory", CGROUP)
         os.makedirs(self.path, exist_ok=True)
         self.write("memory.max", self.limit)
-        with open(self.qemu, "w") as f:
-            f.write("#!/bin/sh\necho $$ >%s/cgroup.procs || exit 99\n"
-                    "exec %s \"$@\"\n" % (self.path, QEMU))
-        os.chmod(self.qemu, 0o755)
+        cgroup_wrapper(self.path, os.path.dirname(self.qemu))
         return self
 
     def __exit__(self, *exc):
