@@ -11,7 +11,7 @@ import time
 
 from gmemtest import (FLAG_HALT, FLAG_HOTPLUG, KIND_GUEST, PAYLOAD, QEMU,
                       check_pattern, gmem_fds, payload_args, payload_result,
-                      proc_status, require_gmem_mmap, wait_line)
+                      pmemsave, proc_status, require_gmem_mmap, wait_line)
 from libvirtd import Libvirtd
 
 MiB = 1 << 20
@@ -56,15 +56,6 @@ def wait_console(lv, path, text):
         return wait_line(path, text, 60)
     except RuntimeError as e:
         raise AssertionError("%s; QEMU's log: %s" % (e, lv.qemu_log(DOMAIN)))
-
-
-def read_back(lv, path, base, length):
-    """Guest memory [base, base+length) as QEMU reads it (pmemsave)."""
-    lv.qmp(DOMAIN, "pmemsave", val=base, size=length, filename=path)
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    return data
 
 
 def big_anonymous_rss(pid, at_least):
@@ -118,7 +109,8 @@ def test_libvirt_domain_on_guest_memfd():
         memdevs = {m["id"]: m for m in lv.qmp(DOMAIN, "query-memdev")}
         assert sorted(memdevs) == ["pc.ram", "ram0"], memdevs
         assert len(gmem_fds(pid)) == 1
-        check_pattern(read_back(lv, os.path.join(work, "pmem.bin"), MiB, SIZE - MiB), MiB)
+        check_pattern(pmemsave(lambda cmd, **args: lv.qmp(DOMAIN, cmd, **args),
+                               work, MiB, SIZE - MiB), MiB)
         # The counters, read as a libvirt user reads them.
         assert lv.qmp(DOMAIN, "qom-get", path="/objects/ram0",
                       property="shared-bytes") == SIZE
@@ -145,7 +137,8 @@ def test_libvirt_domain_on_guest_memfd():
         assert "DIMM PASS pages=0x0000000000004000" in out, out
         assert len(gmem_fds(pid)) == 2
         addr = lv.qmp(DOMAIN, "query-memory-devices")[0]["data"]["addr"]
-        check_pattern(read_back(lv, os.path.join(work, "pmem.bin"), addr, 64 * MiB), addr)
+        check_pattern(pmemsave(lambda cmd, **args: lv.qmp(DOMAIN, cmd, **args),
+                               work, addr, 64 * MiB), addr)
         # As docs/system/guest-memfd.rst says: libvirt does not track it.
         assert "dimm" not in lv.virsh("dumpxml", DOMAIN)
         assert "tainted: custom-monitor" in lv.qemu_log(DOMAIN), lv.qemu_log(DOMAIN)

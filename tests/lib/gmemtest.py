@@ -4,7 +4,6 @@ build the payload's argument file, read KVM's capabilities.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import asyncio
 import fcntl
 import os
 import re
@@ -198,28 +197,16 @@ def wait_for_socket(path, timeout):
 
 
 class QMP:
-    """QMP through QEMU's own client (qemu.qmp.legacy.QEMUMonitorProtocol,
-    from the pinned tree), with what the tests need on top: errors as
-    RuntimeError, and waiting for one event while keeping the others."""
+    """The QMP side of a Qemu: QEMUMachine's commands and events with what
+    the tests need on top (errors as RuntimeError, HMP)."""
 
-    def __init__(self, path, timeout=30):
-        _pinned_python()
-        from qemu.qmp.legacy import QEMUMonitorProtocol
-        wait_for_socket(path, timeout)
-        self.mon = QEMUMonitorProtocol(path)
-        self.mon.connect()
-        self.mon.settimeout(timeout)
-        self.events = []
-
-    def _pull(self):
-        self.events += self.mon.get_events()
+    def __init__(self, machine):
+        self.machine = machine
 
     def send(self, cmd, **args):
         """Run a command; return the whole response (with 'return' or
         'error')."""
-        resp = self.mon.cmd_raw(cmd, args or None)
-        self._pull()
-        return resp
+        return self.machine.qmp(cmd, args_dict=args)
 
     def cmd(self, cmd, **args):
         resp = self.send(cmd, **args)
@@ -229,29 +216,13 @@ class QMP:
 
     def wait_event(self, name, timeout=30):
         """Wait for an event called name; return it."""
-        deadline = time.time() + timeout
-        while True:
-            self._pull()
-            for ev in self.events:
-                if ev["event"] == name:
-                    self.events.remove(ev)
-                    return ev
-            left = deadline - time.time()
-            if left <= 0:
-                raise RuntimeError("no %s event in %ds" % (name, timeout))
-            try:
-                self.events.append(self.mon.pull_event(wait=float(left)))
-            except asyncio.TimeoutError:
-                pass
+        ev = self.machine.event_wait(name, timeout=timeout)
+        if ev is None:
+            raise RuntimeError("no %s event in %ds" % (name, timeout))
+        return ev
 
     def hmp(self, line):
         return self.cmd("human-monitor-command", **{"command-line": line})
-
-    def close(self):
-        try:
-            self.mon.close()
-        except Exception:       # QEMU may be gone already
-            pass
 
 
 class QtestClient:
@@ -290,18 +261,32 @@ class QemuStuck(Exception):
     """A QEMU process that SIGKILL did not end."""
 
 
+# AddressSanitizer builds: memory errors only (QEMU leaks at exit by
+# design), reported to stderr.  QEMUMachine passes our environment on.
+os.environ["ASAN_OPTIONS"] = "detect_leaks=0"
+
+
+def _machine_class():
+    _pinned_python()
+    from qemu.machine import QEMUMachine
+    return QEMUMachine
+
+
 class Qemu:
-    """qemu-system-x86_64 with a QMP socket, debugcon to a file and
-    isa-debug-exit.  Use as a context manager."""
+    """qemu-system-x86_64 run by QEMU's own qemu.machine.QEMUMachine (QMP
+    over a socket pair, output to a log), with what the tests add: the
+    payload as firmware with its argument file, debugcon to a file,
+    isa-debug-exit, an optional qtest socket next to the accelerator, and
+    a clear failure when SIGKILL cannot end QEMU.  Use as a context
+    manager."""
 
     def __init__(self, args, accel="kvm", payload=PAYLOAD, args_blob=None,
                  qmp=True, machine="q35", extra_machine="", qtest=False,
                  binary=QEMU):
         self.dir = tempfile.mkdtemp(prefix="gmem-")
         self.debugcon = os.path.join(self.dir, "debugcon.txt")
-        self.qmp_path = os.path.join(self.dir, "qmp.sock")
         cpu = {"kvm": "host", "tcg": "max"}.get(accel.split(",")[0])
-        cmd = [binary, "-nodefaults", "-display", "none", "-accel", accel,
+        cmd = ["-nodefaults", "-accel", accel,
                "-machine", machine + extra_machine,
                "-chardev", "file,id=dc,path=" + self.debugcon,
                "-device", "isa-debugcon,iobase=0xe9,chardev=dc",
@@ -315,46 +300,45 @@ class Qemu:
             with open(path, "wb") as f:
                 f.write(args_blob)
             cmd += ["-fw_cfg", "name=opt/gmem/args,file=" + path]
-        if qmp:
-            cmd += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        # Not QEMUQtestMachine: it adds -accel qtest, and these tests read
+        # memory through qtest next to KVM or TCG.
         self.qtest_path = os.path.join(self.dir, "qtest.sock")
         if qtest:
             cmd += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path]
         self.cmd = cmd + list(args)
-        self.proc = None
+        self.machine = _machine_class()(binary, name="qemu", log_dir=self.dir,
+                                        base_temp_dir=self.dir)
+        self.machine.set_qmp_monitor(qmp)
+        self.log = os.path.join(self.dir, "qemu.log")
         self.qmp = None
         self.qtest = None
-        self.use_qmp = qmp
         self.use_qtest = qtest
 
+    @property
+    def proc(self):
+        """The QEMU process (subprocess.Popen), once started."""
+        return self.machine._popen  # pylint: disable=protected-access
+
     def start(self):
-        self.stderr = open(os.path.join(self.dir, "stderr.txt"), "w+")
-        # AddressSanitizer builds: memory errors only (QEMU leaks at exit
-        # by design), reported to stderr.
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr, stderr=self.stderr,
-                                     env=env)
-        if self.use_qmp:
-            deadline = time.time() + 30
-            while not os.path.exists(self.qmp_path):
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("QEMU did not start: " + self.errors())
-                time.sleep(0.02)
-            self.qmp = QMP(self.qmp_path)
+        self.machine.add_args(*self.cmd)
+        try:
+            self.machine.launch()
+        except Exception as e:
+            raise RuntimeError("QEMU did not start: %s\n%s" %
+                               (e, read_text(self.log))) from e
+        if self.machine._qmp_set:  # pylint: disable=protected-access
+            self.qmp = QMP(self.machine)
         if self.use_qtest:
             self.qtest = QtestClient(self.qtest_path)
         return self
 
     def wait(self, timeout=60):
+        """Wait for QEMU to exit by itself; return its exit status."""
         return self.proc.wait(timeout)
 
     def errors(self):
-        if self.proc and self.proc.poll() is None:
-            pass
-        self.stderr.flush()
-        self.stderr.seek(0)
-        return self.stderr.read()
+        """QEMU's output (stdout and stderr) so far."""
+        return read_text(self.log)
 
     def qom_get(self, path, prop):
         """A QOM property, over QMP."""
@@ -362,12 +346,7 @@ class Qemu:
 
     def read_memory(self, base, length):
         """Guest memory as QEMU sees it, through pmemsave."""
-        path = os.path.join(self.dir, "pmem.bin")
-        self.qmp.cmd("pmemsave", val=base, size=length, filename=path)
-        with open(path, "rb") as f:
-            data = f.read()
-        os.unlink(path)
-        return data
+        return pmemsave(self.qmp.cmd, self.dir, base, length)
 
     def output(self):
         return read_text(self.debugcon)
@@ -383,23 +362,17 @@ class Qemu:
         return wait_line(self.debugcon, text, timeout, alive)
 
     def stop(self):
-        if self.qmp:
-            self.qmp.close()
         if self.qtest:
             self.qtest.close()
         stuck = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                # A thread that never leaves the kernel (seen in the rig,
-                # when its TCG corrupted a nested vCPU) outlives SIGKILL:
-                # say so rather than wait for ever.
-                stuck = "QEMU (pid %d) still runs 30 s after SIGKILL; its " \
-                    "threads: %s" % (self.proc.pid, thread_states(self.proc.pid))
-        if hasattr(self, "stderr"):
-            self.stderr.close()
+        try:
+            self.machine.kill()
+        except subprocess.TimeoutExpired:
+            # A thread that never leaves the kernel (seen in the rig, when
+            # its TCG corrupted a nested vCPU) outlives SIGKILL: say so
+            # rather than wait for ever.
+            stuck = "QEMU (pid %d) still runs 60 s after SIGKILL; its " \
+                "threads: %s" % (self.proc.pid, thread_states(self.proc.pid))
         subprocess.call(["rm", "-rf", self.dir])
         if stuck:
             raise QemuStuck(stuck)
@@ -411,10 +384,22 @@ class Qemu:
         self.stop()
 
 
+def pmemsave(qmp_cmd, folder, base, length):
+    """Guest memory [base, base+length) as QEMU reads it: QMP's pmemsave,
+    run by qmp_cmd(command, **arguments), into a file in folder."""
+    path = os.path.join(folder, "pmem.bin")
+    qmp_cmd("pmemsave", val=base, size=length, filename=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    return data
+
+
 def read_text(path):
-    """The file at path, or "" while it is not there."""
+    """The file at path (undecodable bytes replaced), or "" while it is
+    not there."""
     try:
-        with open(path) as f:
+        with open(path, errors="replace") as f:
             return f.read()
     except OSError:
         return ""

@@ -960,22 +960,19 @@ def test_conversions_under_memory_max():
 
 import re  # noqa: E402
 
-from gmemtest import BUILD  # noqa: E402
+from gmemtest import BUILD, wait_line  # noqa: E402
 from rig import build_kernel  # noqa: E402
 
 L2_MARK = re.compile(rb"GMEM-L2-USERSPACE-PATTERN:(\d{8})")
 
 
 def wait_file(vm, path, text, timeout):
-    """Wait until the file at path (a console) shows text; return it."""
-    deadline = time.time() + timeout
-    out = ""
-    while text not in out:
-        assert time.time() < deadline, "%r did not show: %s" % (text, out[-300:])
-        assert vm.proc.poll() is None, vm.errors()
-        time.sleep(0.2)
-        out = open(path, errors="replace").read() if os.path.exists(path) else ""
-    return out
+    """Wait until the file at path (a console) shows text, while QEMU
+    runs; return the file."""
+    def alive(out):
+        assert vm.proc.poll() is None, "QEMU exited before %r: %s; " \
+            "console: %s" % (text, vm.errors(), out[-300:])
+    return wait_line(path, text, timeout, alive)
 
 
 def linux_guest(objects, machine_extra, check=None):
