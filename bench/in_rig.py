@@ -255,17 +255,24 @@ def main():
     if int(sys.argv[6]):
         res["migration"] = migrations(parse_size(sys.argv[5]), int(sys.argv[6]))
         print("bench: migrations done", flush=True)
+    # Interleaved: run i of ours and of the floor (of each mode) before
+    # run i + 1 of either, so that the rig's drift touches both alike.
     for chunk in chunks:
         total = total_for(chunk)
-        res["conversions"].append({"chunk": chunk, "total": total,
-                                   "ours": ours(chunk, total, runs),
-                                   "floor": floor(program, chunk, total, runs)})
+        conv = {"chunk": chunk, "total": total, "ours": [], "floor": []}
+        for _ in range(runs):
+            conv["ours"] += ours(chunk, total, 1)
+            conv["floor"] += floor(program, chunk, total, 1)
+        res["conversions"].append(conv)
         print("bench: %d-byte conversions done" % chunk, flush=True)
     rng = random.Random(5)
     for size in sizes:
-        for mode in ("shared", "private"):
-            res["footprint"].append(dict(mode=mode, size=size, runs=[
-                footprint(mode, size, rng) for _ in range(runs)]))
+        foot = {mode: dict(mode=mode, size=size, runs=[])
+                for mode in ("shared", "private")}
+        for _ in range(runs):
+            for mode in foot:
+                foot[mode]["runs"].append(footprint(mode, size, rng))
+        res["footprint"] += foot.values()
         print("bench: footprint at %d bytes done" % size, flush=True)
     with open(os.path.join(os.environ["GM_RIG_RESULTS"], "bench.json"), "w") as f:
         json.dump(res, f)

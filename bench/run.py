@@ -25,10 +25,14 @@
    memory-backend-memfd, total time and downtime, the guest idle and
    writing.
 
-Each figure is the median of several runs, with min and max.  Writes the
-tables to build/bench/results.md and a plot to build/bench/results.png.
+The runs of the things compared are interleaved (run i of each before
+run i + 1 of any).  Each part's raw data goes to partN.json in the
+results folder (docs/benchmarks, kept in the repository), with the
+commit, machine, date and command line it came from; bench/report.py
+makes the tables (results.md), the plot (results.png) and the figures of
+docs/benchmarks.md from them.  A run of some parts replaces only theirs.
 
-  bench/run.py [--runs N] [--sizes 256M,1G,4G] [--smoke]
+  bench/run.py [--runs N] [--sizes 256M,1G,4G] [--parts 1,2] [--smoke]
 
 --smoke runs the smallest size once, into build/bench-smoke so that it
 never overwrites a real run's figures (the test command's check that the
@@ -40,8 +44,6 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import argparse
 import json
 import os
-import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -52,23 +54,15 @@ from gmemtest import (BUILD, FLAG_HALT, KIND_GUEST, ROOT, Qemu,  # noqa: E402
                       meminfo, payload_args, payload_result, proc_status,
                       require_gmem_mmap)
 from rig import build_rig, run_rig  # noqa: E402
+import report  # noqa: E402
+from report import BACKENDS, GiB, MiB, SHORT  # noqa: E402
 
-MiB = 1 << 20
-GiB = 1 << 30
-BACKENDS = ["memory-backend-guest-memfd", "memory-backend-memfd",
-            "memory-backend-ram"]
-SHORT = {"memory-backend-guest-memfd": "guest-memfd",
-         "memory-backend-memfd": "memfd", "memory-backend-ram": "ram"}
 LOWMEM = 2 * GiB     # q35 puts RAM above this at 4 GiB once RAM >= 2.75 GiB
 
 
 def parse_size(s):
     units = {"M": MiB, "G": GiB}
     return int(s[:-1]) * units[s[-1]] if s[-1] in units else int(s)
-
-
-def human(n):
-    return "%d GiB" % (n // GiB) if n % GiB == 0 else "%d MiB" % (n // MiB)
 
 
 def ram_ranges(size):
@@ -104,22 +98,23 @@ def startup_run(backend, size, prealloc):
 
 
 def prealloc_seconds(backend, size, threads):
-    """Time QEMU takes to preallocate: QEMU up to its first QMP answer with
-    prealloc=on, less the same without it."""
-    def ready(prealloc):
-        opts = "%s,id=m0,size=%d" % (backend, size)
-        if prealloc:
-            opts += ",prealloc=on,prealloc-threads=%d" % threads
-        vm = Qemu(["-object", opts, "-m", "%dM" % (size // MiB), "-S"],
-                  extra_machine=",memory-backend=m0")
+    """(seconds QEMU takes to preallocate, seconds of a QMP round trip):
+    timed inside one QEMU, started with prealloc=off and -S, as the
+    qom-set prealloc=true that makes it preallocate (the path that
+    prealloc=on at start-up takes too)."""
+    opts = "%s,id=m0,size=%d,prealloc-threads=%d" % (backend, size, threads)
+    vm = Qemu(["-object", opts, "-m", "%dM" % (size // MiB), "-S"],
+              extra_machine=",memory-backend=m0")
+    with vm:
         t0 = time.monotonic()
-        vm.start()
-        try:
-            vm.qmp.cmd("query-status")
-            return time.monotonic() - t0
-        finally:
-            vm.stop()
-    return max(ready(True) - ready(False), 1e-6)
+        vm.qmp.cmd("query-status")
+        roundtrip = time.monotonic() - t0
+        t0 = time.monotonic()
+        vm.qmp.cmd("qom-set", path="/objects/m0", property="prealloc", value=True)
+        took = time.monotonic() - t0
+        if not vm.qom_get("/objects/m0", "prealloc"):
+            raise RuntimeError("%s: prealloc is not on after qom-set" % opts)
+    return took, roundtrip
 
 
 def floor_seconds(program, size):
@@ -142,28 +137,48 @@ def build_floors():
     return progs
 
 
-def stats(values):
-    return statistics.median(values), min(values), max(values)
+def startup_part(opts):
+    """Part 1's raw data: every run of every backend, in the order run."""
+    sizes = [parse_size(x) for x in opts.sizes.split(",")]
+    runs = []
+    for size in sizes:
+        for prealloc in (False, True):
+            # Interleaved: run i of every backend before run i + 1 of any,
+            # so that a drift of the machine touches them all alike.
+            for _ in range(opts.runs):
+                for backend in BACKENDS:
+                    t, m = startup_run(backend, size, prealloc)
+                    runs.append(dict(size=size, prealloc=prealloc,
+                                     backend=backend, seconds=t, held=m))
+    return {"sizes": sizes, "runs": runs}
 
 
-def fmt(values, unit_fn):
-    med, lo, hi = stats(values)
-    return "%s [%s–%s]" % (unit_fn(med), unit_fn(lo), unit_fn(hi))
+def prealloc_part(opts, floors):
+    """Part 2's raw data: the floors' and each backend's seconds per run,
+    interleaved."""
+    size = parse_size(opts.prealloc_size)
+    runs = []
+    for _ in range(opts.runs):
+        runs.append(dict(what="floor: fallocate() of a guest_memfd, no QEMU",
+                         seconds=floor_seconds(floors["gmem-fallocate"], size)))
+        runs.append(dict(what="floor: MADV_POPULATE_WRITE of anonymous memory, "
+                         "no QEMU",
+                         seconds=floor_seconds(floors["anon-populate"], size)))
+        for backend in ("memory-backend-guest-memfd", "memory-backend-memfd"):
+            for threads in (1, 2):
+                t, rt = prealloc_seconds(backend, size, threads)
+                runs.append(dict(what="%s, prealloc-threads=%d" % (
+                    SHORT[backend], threads), seconds=t, roundtrip=rt))
+    return {"size": size, "runs": runs}
 
 
-def rig_parts(opts, floors, out, plot):
-    """Parts 3, 4 and 5 (those of opts.parts), in one boot of the rig."""
+def rig_parts(opts, floors):
+    """Parts 3, 4 and 5 (those of opts.parts), in one boot of the rig:
+    {part: raw data}, or {part: None} with the reason they were skipped."""
     kernel, initramfs, why = build_rig()
+    rig_parts = opts.parts & {3, 4, 5}
     if why:
-        for part, title in ((3, "Conversions in the rig"),
-                            (4, "Host footprint after a conversion storm"),
-                            (5, "Live migration in the rig")):
-            if part in opts.parts:
-                out("## %d. %s" % (part, title))
-                out()
-                out("Skipped (the rig cannot be built): " + why)
-                out()
-        return
+        return {p: None for p in rig_parts}, why
     # The rig's command line cannot hold commas; "none" skips a part.
     words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
              str(opts.runs),
@@ -178,212 +193,31 @@ def rig_parts(opts, floors, out, plot):
         raise RuntimeError("the rig's benchmark failed (%.0fs): %s" % (
             rig.wall, " | ".join(rig.console.strip().splitlines()[-12:])))
     res = json.loads(rig.results["bench.json"])
-    with open(os.path.join(opts.outdir, "rig.json"), "w") as f:
-        f.write(rig.results["bench.json"])
-
-    if 3 in opts.parts:
-        conversion_table(res, out, plot)
-    if 4 in opts.parts:
-        footprint_table(res, out)
-    if 5 in opts.parts:
-        migration_table(res, out)
+    keys = {3: "conversions", 4: "footprint", 5: "migration"}
+    return {p: {"kernel": res["kernel"], keys[p]: res[keys[p]]}
+            for p in rig_parts}, None
 
 
-def conversion_table(res, out, plot):
-    out("## 3. Conversions in the rig (higher is better)")
-    out()
-    out("Linux %s in the rig, nested under TCG (-cpu max): absolute figures are "
-        "the rig's, the ratios are what counts.  A pass converts the range "
-        "chunk by chunk, one hypercall each." % res["kernel"])
-    out()
-    out("| chunk | direction | conversions | ours: conversions/s | ours: GiB/s | "
-        "floor: conversions/s | floor: GiB/s | ours / floor |")
-    out("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for c in res["conversions"]:
-        n = c["total"] // c["chunk"]
-        for i, direction in enumerate(("shared->private", "private->shared")):
-            ours = [n / r[i] for r in c["ours"]]
-            floor = [n / r[i] for r in c["floor"]]
-            ratio = statistics.median(ours) / statistics.median(floor)
-            out("| %s | %s | %d | %s | %s | %s | %s | %.2f |" % (
-                human_chunk(c["chunk"]), direction, n,
-                fmt(ours, rate),
-                fmt(ours, lambda v: "%.2f" % (v * c["chunk"] / GiB)),
-                fmt(floor, rate),
-                fmt(floor, lambda v: "%.2f" % (v * c["chunk"] / GiB)), ratio))
-            plot["conversions"].append((c["chunk"], direction,
-                                        statistics.median(ours) * c["chunk"] / GiB,
-                                        statistics.median(floor) * c["chunk"] / GiB))
-    out()
+def machine():
+    """This machine, in a phrase."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return "%s, %d CPUs, %d GiB, Linux %s" % (
+        model, os.cpu_count(), meminfo("MemTotal") // GiB, os.uname().release)
 
 
-def footprint_table(res, out):
-    out("## 4. Host footprint after a conversion storm (ideal: 1.00)")
-    out()
-    out("Bytes of host memory holding guest RAM (shmem + guest_memfd pages) per "
-        "byte of RAM, once the payload has written every page: in shared mode "
-        "(mmap=on), and in private mode (a sw-protected-guest) after 160 "
-        "conversions of 4 KiB to 2 MiB, each written on its new side.  QEMU's "
-        "own anonymous memory is shown apart.")
-    out()
-    out("| RAM | mode | held / RAM | held | private at the end | QEMU anonymous |")
-    out("| --- | --- | --- | --- | --- | --- |")
-    for f in res["footprint"]:
-        runs = f["runs"]
-        out("| %s | %s | %s | %s | %d MiB | %s |" % (
-            human(f["size"]), f["mode"],
-            fmt([r["held"] / f["size"] for r in runs], lambda v: "%.3f" % v),
-            fmt([r["held"] for r in runs], lambda v: "%d MiB" % (v // MiB)),
-            runs[0]["private"] // MiB,
-            fmt([r["anon"] for r in runs], lambda v: "%d MiB" % (v // MiB))))
-    out()
-
-
-def migration_table(res, out):
-    out("## 5. Live migration in the rig (lower is better; goal: within 5% of memfd)")
-    out()
-    out("A guest whose RAM is all written once, migrated to a second QEMU in the "
-        "rig over a unix socket (no bandwidth cap, downtime limit 1 s), idle "
-        "(halted) or writing %d MiB over and over; the runs of the two backends "
-        "interleaved.  Each QEMU's vCPU runs on the rig's second CPU, its other "
-        "threads (the migration's) on the first.  The rig's kernel logs dirty "
-        "pages of guest_memfd memslots "
-        "(kernel-patches/gmem-dirty-log)." % (res["migration"][0]["written"] // MiB))
-    out()
-    out("Median of %d runs of each backend [min–max]; \"paired\" is the median of "
-        "the ratios of runs done one after the other, which cancels the rig's "
-        "drift over the part." % len(res["migration"][0]["runs"]["memfd"]))
-    out()
-    out("| RAM | guest | backend | total time (ms) | vs memfd | paired | "
-        "downtime (ms) | vs memfd |")
-    out("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for m in res["migration"]:
-        base = m["runs"]["memfd"]
-        for kind, name in (("gmem", "guest-memfd"), ("memfd", "memfd")):
-            runs = m["runs"][kind]
-            paired = statistics.median(a[0] / b[0] for a, b in zip(runs, base))
-            out("| %s | %s | %s | %s | %.2f | %.2f | %s | %.2f |" % (
-                human(m["size"]), "writing" if m["writing"] else "idle", name,
-                fmt([r[0] for r in runs], lambda v: "%d" % v),
-                statistics.median(r[0] for r in runs) /
-                statistics.median(r[0] for r in base), paired,
-                fmt([r[1] for r in runs], lambda v: "%d" % v),
-                statistics.median(r[1] for r in runs) /
-                max(1, statistics.median(r[1] for r in base))))
-    out()
-    retried = [r for m in res["migration"] for r in m["retried"]]
-    out("Runs done again after the destination failed: %d%s" % (
-        len(retried), "".join("\n- " + r for r in retried)))
-    out()
-
-
-def rate(v):
-    return "%.0f" % v if v >= 10 else "%.2f" % v
-
-
-def human_chunk(n):
-    return "%d KiB" % (n >> 10) if n < MiB else human(n)
-
-
-def draw(plot, path):
-    """A PNG of start-up times and conversion throughput, with gnuplot;
-    None if gnuplot is missing or there is nothing to draw."""
-    if not plot["startup"] or not shutil.which("gnuplot"):
-        return None
-    d = os.path.dirname(path)
-    with open(os.path.join(d, "startup.dat"), "w") as f:
-        for size in sorted({s for s, _, _ in plot["startup"]}):
-            row = {b: t for s, b, t in plot["startup"] if s == size}
-            f.write("\"%s\" %s\n" % (human(size), " ".join(
-                "%.3f" % row[b] for b in BACKENDS)))
-    with open(os.path.join(d, "conversions.dat"), "w") as f:
-        for chunk, direction, ours, floor in plot["conversions"]:
-            f.write("\"%s %s\" %.4f %.4f\n" % (
-                human_chunk(chunk).replace(" ", ""), direction.split("->")[1],
-                ours, floor))
-    script = """
-set terminal pngcairo size 1200,500 font ",10"
-set output "%(png)s"
-set multiplot layout 1,2
-set style data histogram
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set key top left
-set grid ytics
-set yrange [0:*]
-set title "Start-up to the payload's result, prealloc off (s, lower is better)"
-plot "%(d)s/startup.dat" using 2:xtic(1) title "guest-memfd", \
-     "" using 3 title "memfd", "" using 4 title "ram"
-set title "Conversions in the rig (GiB/s, log scale, higher is better)"
-set logscale y
-set yrange [*:*]
-set xtics rotate by -30
-plot "%(d)s/conversions.dat" using 2:xtic(1) title "ours (guest hypercall via QEMU)", \
-     "" using 3 title "floor (ioctl + fallocate)"
-unset multiplot
-""" % {"png": path, "d": d}
-    if plot["conversions"] == []:
-        script = script.replace("set multiplot layout 1,2", "").split(
-            'set title "Conversions')[0]
-    p = subprocess.run(["gnuplot"], input=script, universal_newlines=True,
-                       stderr=subprocess.PIPE)
-    if p.returncode:
-        print("bench: gnuplot failed: " + p.stderr.strip(), file=sys.stderr)
-        return None
-    return path
-
-
-def startup_part(opts, sizes, out, plot):
-    out("## 1. Start-up to the payload's result, every page written once")
-    out()
-    out("| RAM | prealloc | backend | time (s) | vs memfd | host memory held | vs memfd |")
-    out("| --- | --- | --- | --- | --- | --- | --- |")
-    for size in sizes:
-        for prealloc in (False, True):
-            # Interleaved: run i of every backend before run i + 1 of any,
-            # so that a drift of the machine touches them all alike.
-            res = {backend: ([], []) for backend in BACKENDS}
-            for _ in range(opts.runs):
-                for backend in BACKENDS:
-                    t, m = startup_run(backend, size, prealloc)
-                    res[backend][0].append(t)
-                    res[backend][1].append(m)
-            base_t = statistics.median(res["memory-backend-memfd"][0])
-            base_m = statistics.median(res["memory-backend-memfd"][1])
-            for backend in BACKENDS:
-                t, m = res[backend]
-                if not prealloc:
-                    plot["startup"].append((size, backend, statistics.median(t)))
-                out("| %s | %s | %s | %s | %.2f | %s | %.2f |" % (
-                    human(size), "on" if prealloc else "off", SHORT[backend],
-                    fmt(t, lambda v: "%.2f" % v), statistics.median(t) / base_t,
-                    fmt(m, lambda v: "%d MiB" % (v // MiB)),
-                    statistics.median(m) / base_m))
-    out()
-
-
-def prealloc_part(opts, floors, out):
-    size = parse_size(opts.prealloc_size)
-    out("## 2. Preallocation of %s (GiB/s; higher is better)" % human(size))
-    out()
-    out("| what | GiB/s | vs floor (guest_memfd fallocate) |")
-    out("| --- | --- | --- |")
-    floor_runs = [size / GiB / floor_seconds(floors["gmem-fallocate"], size)
-                  for _ in range(opts.runs)]
-    floor = statistics.median(floor_runs)
-    rows = [("floor: fallocate() of a guest_memfd, no QEMU", floor_runs),
-            ("floor: MADV_POPULATE_WRITE of anonymous memory, no QEMU",
-             [size / GiB / floor_seconds(floors["anon-populate"], size)
-              for _ in range(opts.runs)])]
-    for backend in ("memory-backend-guest-memfd", "memory-backend-memfd"):
-        for threads in (1, 2):
-            rows.append(("%s, prealloc-threads=%d" % (SHORT[backend], threads),
-                         [size / GiB / prealloc_seconds(backend, size, threads)
-                          for _ in range(opts.runs)]))
-    for what, v in rows:
-        out("| %s | %s | %.2f |" % (what, fmt(v, lambda x: "%.2f" % x),
-                                    statistics.median(v) / floor))
-    out()
+def save(folder, part, data, meta, why=None):
+    """folder/partN.json: a part's raw data and where it came from."""
+    doc = {"meta": meta, "data": data}
+    if why:
+        doc["skipped"] = why
+    with open(os.path.join(folder, "part%d.json" % part), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
 
 
 def main():
@@ -403,53 +237,50 @@ def main():
     ap.add_argument("--parts", default="1,2,3,4,5",
                     help="which parts to run (1-2 on this host, 3-5 in the rig)")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--outdir", help="results folder (default: docs/benchmarks, "
+                    "or build/bench-smoke with --smoke)")
     opts = ap.parse_args()
-    # A smoke run (the test command's) never overwrites a real run's output.
-    opts.outdir = os.path.join(BUILD, "bench-smoke" if opts.smoke else "bench")
+    # A smoke run (the test command's) never overwrites a real run's data.
+    opts.outdir = opts.outdir or (os.path.join(BUILD, "bench-smoke")
+                                  if opts.smoke else report.DATA)
     os.makedirs(opts.outdir, exist_ok=True)
     if opts.smoke:
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
         opts.chunks, opts.footprint_sizes = "4K", "256M"
         opts.migration_size, opts.migration_runs = "128M", 1
-    sizes = [parse_size(s) for s in opts.sizes.split(",")]
     opts.parts = {int(p) for p in opts.parts.split(",")}
     require_gmem_mmap()
     floors = build_floors()
 
-    lines = []
-
-    def out(line=""):
-        print(line, flush=True)
-        lines.append(line)
-
-    host = "%s, %d CPUs, %d GiB, Linux %s" % (
-        subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                       stdout=subprocess.PIPE, universal_newlines=True).stdout.strip(),
-        os.cpu_count(), meminfo("MemTotal") // GiB, os.uname().release)
-    out("# Benchmarks (%s)" % time.strftime("%Y-%m-%d"))
-    out()
-    out("Machine: %s.  Median of %d run(s) [min–max]." % (host, opts.runs))
-    out()
     commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             universal_newlines=True).stdout.strip() or "unknown"
-    out("Commit %s; parts %s (bench/run.py %s)." % (
-        commit, ",".join(str(p) for p in sorted(opts.parts)), " ".join(sys.argv[1:])))
-    out()
-    plot = {"startup": [], "conversions": []}
-    if 1 in opts.parts:
-        startup_part(opts, sizes, out, plot)
-    if 2 in opts.parts:
-        prealloc_part(opts, floors, out)
-    if opts.parts & {3, 4, 5}:
-        rig_parts(opts, floors, out, plot)
 
-    path = os.path.join(opts.outdir, "results.md")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    png = draw(plot, os.path.join(opts.outdir, "results.png"))
-    print("\n(written to %s%s)" % (os.path.relpath(path, ROOT),
-                                   " and " + os.path.relpath(png, ROOT) if png else ""))
+    def meta(t0):
+        return {"commit": commit, "machine": machine(), "runs": opts.runs,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
+                "args": " ".join(sys.argv[1:]) or "(defaults)",
+                "wall": time.time() - t0}
+
+    for part, fn in ((1, lambda: startup_part(opts)),
+                     (2, lambda: prealloc_part(opts, floors))):
+        if part in opts.parts:
+            t0 = time.time()
+            save(opts.outdir, part, fn(), meta(t0))
+            print("bench: part %d done" % part, flush=True)
+    if opts.parts & {3, 4, 5}:
+        t0 = time.time()
+        data, why = rig_parts(opts, floors)
+        for part in data:
+            save(opts.outdir, part, data[part],
+                 dict(meta(t0), rig_parts=sorted(data)), why)
+
+    lines = report.report(opts.outdir)
+    if opts.outdir == report.DATA:
+        report.write_docs(lines, opts.outdir)
+    print("\n(written to %s: partN.json, results.md, results.png%s)" % (
+        os.path.relpath(opts.outdir, ROOT),
+        "; and docs/benchmarks.md" if opts.outdir == report.DATA else ""))
     return 0
 
 

@@ -4,6 +4,7 @@ figures themselves are not judged here).
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import json
 import os
 import subprocess
 import time
@@ -22,12 +23,19 @@ def test_bench_smoke():
             if l.startswith("| 256 MiB | off |") or l.startswith("| 256 MiB | on |")]
     assert len(rows) == 6, p.stdout
     assert "| guest-memfd, prealloc-threads=2 |" in p.stdout, p.stdout
-    png = os.path.join(BUILD, "bench-smoke", "results.png")
-    assert os.path.getsize(png) > 0 and os.path.getmtime(png) >= start, \
-        "this run drew no plot (%s is missing, empty or older)" % png
+    out = os.path.join(BUILD, "bench-smoke")
+    for name in ["results.png", "results.md"] + ["part%d.json" % n for n in range(1, 6)]:
+        path = os.path.join(out, name)
+        assert os.path.getsize(path) > 0 and os.path.getmtime(path) >= start, \
+            "this run did not write %s (missing, empty or older)" % path
+    # Traceable: each part's raw data says where it came from.
+    for n in range(1, 6):
+        with open(os.path.join(out, "part%d.json" % n)) as f:
+            meta = json.load(f)["meta"]
+        assert meta["commit"] and meta["machine"] and "--smoke" in meta["args"], meta
     # Parts 3 and 4 run in the rig, which the project builds: their being
     # left out is a failure here, not a pass of the rest.
-    skipped = [l for l in p.stdout.splitlines() if l.startswith("Skipped (")]
+    skipped = [l for l in p.stdout.splitlines() if l.startswith("Skipped")]
     assert not skipped, "the benchmark left parts out: %s" % " | ".join(skipped)
     conv = [l for l in p.stdout.splitlines() if l.startswith("| 4 KiB |")]
     assert len(conv) == 2, p.stdout
