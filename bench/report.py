@@ -63,8 +63,9 @@ def fmt(values, unit_fn):
                            unit_fn(max(values)))
 
 
-def provenance(meta):
-    """Where a part's figures come from, as a sentence."""
+def provenance(meta, runs):
+    """Where a part's figures come from, as a sentence; runs: how many
+    runs each figure is the median of."""
     took = "%.0f s" % meta["wall"]
     if "rig_parts" in meta:
         took += " for one rig run of parts %s" % ", ".join(
@@ -72,7 +73,7 @@ def provenance(meta):
     return ("From `bench/run.py %s` at commit %s, %s (%s); %s.  "
             "Median of %d run(s) [min–max]." % (
                 meta["args"], meta["commit"], meta["date"], took,
-                meta["machine"], meta["runs"]))
+                meta["machine"], runs))
 
 
 def startup_table(data, out, plot):
@@ -282,7 +283,11 @@ def report(folder, out=print):
     for n, part in sorted(parts.items()):
         emit("## %d. %s" % (n, TITLES[n]))
         emit()
-        emit(provenance(part["meta"]))
+        runs = part["meta"]["runs"]
+        if n == 5 and "skipped" not in part:
+            # Part 5 makes --migration-runs runs, not --runs.
+            runs = len(part["data"]["migration"][0]["runs"]["memfd"])
+        emit(provenance(part["meta"], runs))
         emit()
         if "skipped" in part:
             emit("Skipped: " + part["skipped"])
