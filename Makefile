@@ -3,8 +3,8 @@
 #   make check   build, then run every test
 #   make check-quick  the same without the nested rig and the benchmark's
 #                smoke run (everyday runs; not a substitute for make check)
-#   make bench   build, then run the benchmarks (26 minutes measured before
-#                part 5 made 7 runs per backend; about 20 more expected)
+#   make bench   build, then run the benchmarks (45 minutes measured); the
+#                raw data, tables and plot go to docs/benchmarks/
 #   make checkpatch  QEMU's checkpatch.pl on the overlay's C code and hook
 #                    patches; the kernel's (--strict) on kernel-patches/
 PYTHON := /usr/bin/python3
