@@ -35,6 +35,10 @@ DEBIAN_KERNELS = [
 SWITCHED_OFF = [
     ("rig-gmem_dirty_logging=0", "kvm.gmem_dirty_logging=0",
      ["rig_tests:migration", "kvm_selftests:guest_memfd_test"]),
+    # Linux 7.2's VM-wide memory attributes: everything the rig tests
+    # and the selftests do still works.
+    ("rig-gmem_in_place_conversion=0", "kvm.gmem_in_place_conversion=0",
+     ["rig_tests", "kvm_selftests"]),
 ]
 
 

@@ -13,10 +13,12 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
 # As named in tools/testing/selftests/kvm/Makefile.kvm (x86 list), the
-# ones about guest_memfd, memory attributes and private memory.
+# ones about guest_memfd, memory attributes and private memory, and the
+# kernel series' own (kernel-patches/gmem-in-place).
 TESTS=(guest_memfd_test
        x86/private_mem_conversions_test
        x86/private_mem_kvm_exits_test
+       x86/gmem_in_place_conversion_test
        set_memory_region_test
        pre_fault_memory_test)
 
