@@ -176,9 +176,9 @@ def rig_parts(opts, floors):
     """Parts 3, 4 and 5 (those of opts.parts), in one boot of the rig:
     {part: raw data}, or {part: None} with the reason they were skipped."""
     kernel, initramfs, why = build_rig()
-    rig_parts = opts.parts & {3, 4, 5}
+    parts = opts.parts & {3, 4, 5}
     if why:
-        return {p: None for p in rig_parts}, why
+        return {p: None for p in parts}, why
     # The rig's command line cannot hold commas; "none" skips a part.
     words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
              str(opts.runs),
@@ -195,7 +195,7 @@ def rig_parts(opts, floors):
     res = json.loads(rig.results["bench.json"])
     keys = {3: "conversions", 4: "footprint", 5: "migration"}
     return {p: {"kernel": res["kernel"], keys[p]: res[keys[p]]}
-            for p in rig_parts}, None
+            for p in parts}, None
 
 
 def machine():

@@ -309,6 +309,7 @@ class Qemu:
         self.machine = _machine_class()(binary, name="qemu", log_dir=self.dir,
                                         base_temp_dir=self.dir)
         self.machine.set_qmp_monitor(qmp)
+        self.use_qmp = qmp
         self.log = os.path.join(self.dir, "qemu.log")
         self.qmp = None
         self.qtest = None
@@ -326,7 +327,7 @@ class Qemu:
         except Exception as e:
             raise RuntimeError("QEMU did not start: %s\n%s" %
                                (e, read_text(self.log))) from e
-        if self.machine._qmp_set:  # pylint: disable=protected-access
+        if self.use_qmp:
             self.qmp = QMP(self.machine)
         if self.use_qtest:
             self.qtest = QtestClient(self.qtest_path)
