@@ -19,7 +19,7 @@ git -C "$QEMU_SRC" rev-parse -q --verify debian >/dev/null 2>&1 ||
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git -C "$QEMU_SRC" format-patch -q --no-signature --zero-commit --no-numbered \
+git -C "$QEMU_SRC" format-patch -q --no-signature --zero-commit --no-numbered --abbrev=7 \
     --filename-max-length=100 -o "$tmp" debian..HEAD
 n=$(find "$tmp" -name '*.patch' | wc -l)
 [ "$n" -gt 0 ] || gm_die "no commits after \"debian\" in $QEMU_SRC"
