@@ -13,6 +13,12 @@
  * RAM_GUEST_MEMFD RAM blocks and RamBlockAttributes).  Private memory needs
  * a VM type that can make memory private, such as sw-protected-guest.
  *
+ * mmap=on in such a VM (a confidential guest that needs guest_memfd)
+ * needs a kernel that converts guest_memfd pages in place: the one
+ * guest_memfd, mapped, holds shared and private pages, and the host's
+ * mapping of a private page faults (RAM_GUEST_MEMFD_MMAP and
+ * RAM_GUEST_MEMFD together).
+ *
  * Copyright (c) 2026 The guest-memfd project authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -249,10 +255,15 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     }
 
     if (gm->mmap) {
-        if (backend->guest_memfd) {
-            error_setg(errp, "%s: mmap=on memory is shared with the host, but "
-                       "the confidential guest '%s' needs private memory",
-                       type, object_get_typename(OBJECT(current_machine->cgs)));
+        if (backend->guest_memfd && !kvm_guest_memfd_in_place_supported()) {
+            error_setg(errp, "%s: mmap=on memory is mapped by the host, but "
+                       "the confidential guest '%s' needs private memory, and "
+                       "this host's KVM cannot convert guest_memfd pages "
+                       "between private and shared in place (no "
+                       "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES: the project's "
+                       "gmem-in-place kernel series, with "
+                       "kvm.gmem_in_place_conversion=1)", type,
+                       object_get_typename(OBJECT(current_machine->cgs)));
             error_append_hint(errp, "Use mmap=off.\n");
             return false;
         }
@@ -382,8 +393,9 @@ static void gmem_vm_state_change(void *opaque, bool running, RunState state)
 }
 
 /*
- * With mmap=off the guest's private pages are in a guest_memfd that the
- * host cannot read: no migration or snapshot of any kind.
+ * With mmap=off, or mmap=on in a VM with private memory, the guest's
+ * private pages are in a guest_memfd that the host cannot read: no
+ * migration or snapshot of any kind.
  *
  * With mmap=on all of the memory is mapped into QEMU, which reads and
  * writes it like any shared RAM, so a stopped guest can be saved,
@@ -396,11 +408,13 @@ static void gmem_vm_state_change(void *opaque, bool running, RunState state)
 static bool gmem_migration_init(HostMemoryBackendGuestMemfd *gm,
                                 const char *name, Error **errp)
 {
-    if (!gm->mmap) {
+    if (!gm->mmap || MEMORY_BACKEND(gm)->guest_memfd) {
         error_setg(&gm->migration_blocker, "%s '%s' cannot be migrated or "
-                   "snapshotted: with mmap=off the guest's private pages are "
-                   "in a guest_memfd that the host cannot read",
-                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name);
+                   "snapshotted: %s the guest's private pages are in a "
+                   "guest_memfd that the host cannot read",
+                   TYPE_MEMORY_BACKEND_GUEST_MEMFD, name,
+                   gm->mmap ? "in a VM with private memory," :
+                              "with mmap=off");
         return migrate_add_blocker(&gm->migration_blocker, errp) == 0;
     }
 
@@ -435,9 +449,13 @@ static bool gmem_backend_alloc(HostMemoryBackend *backend, Error **errp)
 
     name = host_memory_backend_get_name(backend);
     if (gm->mmap) {
-        /* The guest_memfd is the memory, mapped shared. */
+        /*
+         * The guest_memfd is the memory, mapped shared; in a VM with
+         * private memory its pages also become private in place.
+         */
         fd = kvm_create_guest_memfd(backend->size, GMEM_SHARED_FLAGS, errp);
-        ram_flags = RAM_SHARED | RAM_GUEST_MEMFD_MMAP;
+        ram_flags = RAM_SHARED | RAM_GUEST_MEMFD_MMAP |
+                    (backend->guest_memfd ? RAM_GUEST_MEMFD : 0);
     } else {
         /*
          * The memfd holds the shared pages; QEMU creates the guest_memfd
@@ -644,7 +662,7 @@ static uint64_t gmem_shared_bytes(HostMemoryBackend *backend)
         return 0;
     }
     if (!rb->attributes) {
-        /* mmap=on: all of it, always */
+        /* mmap=on in a VM without private memory: all of it, always */
         return backend->size;
     }
     return bitmap_count_one(rb->attributes->bitmap,

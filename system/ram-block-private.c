@@ -9,8 +9,11 @@
  * would read the shared side: never the private bytes, but a shmem page
  * read through a mapping is allocated, so a device that reads private
  * addresses (which the guest chooses) would make the host hold up to a
- * second copy of guest RAM.  Physmem asks here instead, and treats a
- * private page as memory the host cannot reach (hook patch 0019).
+ * second copy of guest RAM.  Where one guest_memfd holds both kinds of
+ * page in place (mmap=on in a VM with private memory), QEMU maps the
+ * guest_memfd itself, and the kernel answers an access to a private page
+ * with SIGBUS.  Physmem asks here instead, and treats a private page as
+ * memory the host cannot reach (hook patch 0019).
  *
  * Copyright (c) 2026 The guest-memfd project authors
  *

@@ -3,11 +3,13 @@
  * guests need of the accelerator
  *
  * What KVM offers (guest_memfd flags, private memory, dirty logging of
- * guest_memfd memslots); which memslot each range of a mapped guest_memfd
- * is bound to; the conversion engine, which turns "make this range
- * private/shared" into KVM_SET_MEMORY_ATTRIBUTES and discards through
- * RamBlockAttributes; the record of what is private; and the hand-off of
- * KVM_EXIT_MEMORY_FAULT to the confidential guest.  The backend is
+ * guest_memfd memslots, in-place conversion); which memslot each range of
+ * a mapped guest_memfd is bound to; the conversion engine, which turns
+ * "make this range private/shared" into KVM_SET_MEMORY_ATTRIBUTES (or,
+ * where KVM converts in place, KVM_SET_MEMORY_ATTRIBUTES2 on the
+ * guest_memfd) and discards through RamBlockAttributes; the record of
+ * what is private; and the hand-off of KVM_EXIT_MEMORY_FAULT to the
+ * confidential guest.  The backend is
  * target-independent code, like QEMU's other memory backends; all of this
  * is per-target, so it lives here.
  *
@@ -32,6 +34,31 @@
 #include "system/kvm_int.h"
 #include "trace/trace-overlay.h"
 
+/*
+ * In-place conversion (kernel-patches/gmem-in-place; the uAPI of the
+ * in-place conversion series posted on the KVM list, which Linux 7.2's
+ * headers do not have yet)
+ */
+#ifndef KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES
+#define KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES 250
+
+struct kvm_memory_attributes2 {
+    __u64 offset;
+    __u64 size;
+    __u64 attributes;
+    __u64 flags;
+    __u64 error_offset;
+    __u64 reserved[11];
+};
+
+#define KVM_SET_MEMORY_ATTRIBUTES2 \
+    _IOWR(KVMIO, 0xd2, struct kvm_memory_attributes2)
+#endif
+
+/* -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2: retried this often, this apart */
+#define GMEM_BUSY_RETRIES   100
+#define GMEM_BUSY_WAIT_US   1000
+
 int64_t kvm_guest_memfd_supported_flags(void)
 {
     int flags;
@@ -54,6 +81,20 @@ bool kvm_private_memory_supported(void)
     }
     attrs = kvm_vm_check_extension(kvm_state, KVM_CAP_MEMORY_ATTRIBUTES);
     return attrs > 0 && (attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
+bool kvm_guest_memfd_in_place_supported(void)
+{
+    static int attrs = -1;
+
+    if (!kvm_state) {
+        return false;
+    }
+    if (attrs < 0) {
+        attrs = MAX(0, kvm_vm_check_extension(kvm_state,
+                                    KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES));
+    }
+    return attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 }
 
 /*
@@ -163,7 +204,13 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
 
 bool kvm_guest_memfd_private_capable(const RAMBlock *rb)
 {
-    return rb && rb->guest_memfd >= 0 && !(rb->flags & RAM_GUEST_MEMFD_MMAP);
+    return rb && rb->guest_memfd >= 0 && (rb->flags & RAM_GUEST_MEMFD);
+}
+
+bool kvm_guest_memfd_in_place(const RAMBlock *rb)
+{
+    return kvm_guest_memfd_private_capable(rb) &&
+           (rb->flags & RAM_GUEST_MEMFD_MMAP);
 }
 
 /*
@@ -212,7 +259,10 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  *
  * A conversion is made in two passes over the runs of pages whose state
  * changes (pages already in the state asked for are left alone, contents
- * included):
+ * included).  In place (mmap=on memory where KVM converts in place:
+ * kvm_guest_memfd_in_place()), a page is the same page in both states:
+ * pass 1 only changes its state, its contents stay, and there is nothing
+ * to discard.  Otherwise:
  * 1. state: KVM's attributes and the RAM block's record, run by run.  A
  *    run becoming shared first has its shared side discarded: what the
  *    host wrote there while the page was private (DMA, a debugger, qtest)
@@ -280,15 +330,71 @@ static int64_t gmem_next_run(hwaddr *gpa, hwaddr end, bool to_private,
     return 0;
 }
 
+/*
+ * KVM_SET_MEMORY_ATTRIBUTES2 on @rb's guest_memfd.  A page that something
+ * holds (pinned for I/O in flight, say) cannot become private yet: KVM
+ * says -EAGAIN and nothing changes; try again a while, then give up.
+ */
+static int gmem_set_file_attributes(RAMBlock *rb, ram_addr_t offset,
+                                    uint64_t size, bool to_private)
+{
+    struct kvm_memory_attributes2 attrs = {
+        .offset = offset,
+        .size = size,
+        .attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+    };
+    int tries = 0;
+
+    while (ioctl(rb->guest_memfd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs)) {
+        int err = errno;
+
+        if (err == EAGAIN && ++tries < GMEM_BUSY_RETRIES) {
+            g_usleep(GMEM_BUSY_WAIT_US);
+            continue;
+        }
+        trace_kvm_guest_memfd_set_attributes(rb->idstr, offset, size,
+                                             to_private, -err, tries);
+        if (err == EAGAIN) {
+            error_report("guest_memfd: page 0x%" PRIx64 " of RAM block '%s' "
+                         "stayed in use for %d ms and cannot become private",
+                         (uint64_t)attrs.error_offset, rb->idstr,
+                         GMEM_BUSY_RETRIES * GMEM_BUSY_WAIT_US / 1000);
+        } else {
+            error_report("guest_memfd: cannot make [0x%" PRIx64 ", +0x%"
+                         PRIx64 ") of RAM block '%s' %s: %s", (uint64_t)offset,
+                         size, rb->idstr, to_private ? "private" : "shared",
+                         strerror(err));
+        }
+        return -err;
+    }
+    trace_kvm_guest_memfd_set_attributes(rb->idstr, offset, size, to_private,
+                                         0, tries);
+    return 0;
+}
+
+/*
+ * Tell KVM a run's new state: on the guest_memfd where KVM keeps it there
+ * (in-place conversion, for every private-capable block), else in the
+ * VM's memory attributes at @gpa.
+ */
+static int gmem_set_attributes(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
+                               uint64_t size, bool to_private)
+{
+    kvm_guest_memfd_attributes_changing();
+    if (kvm_guest_memfd_in_place_supported()) {
+        return gmem_set_file_attributes(rb, offset, size, to_private);
+    }
+    return to_private ? kvm_set_memory_attributes_private(gpa, size) :
+                        kvm_set_memory_attributes_shared(gpa, size);
+}
+
 /* Set KVM's attributes and @rb's record of a run; undo both on failure. */
 static int gmem_set_run_state(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
                               uint64_t size, bool to_private)
 {
     int ret;
 
-    kvm_guest_memfd_attributes_changing();
-    ret = to_private ? kvm_set_memory_attributes_private(gpa, size) :
-                       kvm_set_memory_attributes_shared(gpa, size);
+    ret = gmem_set_attributes(rb, offset, gpa, size, to_private);
     if (ret) {
         return ret;
     }
@@ -296,12 +402,7 @@ static int gmem_set_run_state(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
                                             to_private);
     if (ret) {
         /* A listener refused the new state: back to the old one */
-        kvm_guest_memfd_attributes_changing();
-        if (to_private) {
-            kvm_set_memory_attributes_shared(gpa, size);
-        } else {
-            kvm_set_memory_attributes_private(gpa, size);
-        }
+        gmem_set_attributes(rb, offset, gpa, size, !to_private);
         ram_block_attributes_state_change(rb->attributes, offset, size,
                                           !to_private);
     }
@@ -314,7 +415,8 @@ static int gmem_change_run(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
 {
     int ret;
 
-    if (!to_private) {
+    /* In place, the page is the same on both sides: nothing to discard. */
+    if (!to_private && !kvm_guest_memfd_in_place(rb)) {
         ret = ram_block_discard_range(rb, offset, size);
         if (ret) {
             return ret;
@@ -404,7 +506,7 @@ static int gmem_undo_run(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
 {
     int err = gmem_set_run_state(rb, offset, run->gpa, run->size, !to_private);
 
-    if (!err && to_private) {
+    if (!err && to_private && !kvm_guest_memfd_in_place(rb)) {
         /* What a racing vCPU may have allocated there meanwhile */
         err = ram_block_discard_guest_memfd_range(rb, offset, run->size);
     }
@@ -421,7 +523,12 @@ static int gmem_undo_run(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
 static int gmem_discard_run(RAMBlock *rb, ram_addr_t offset,
                             const GmemRun *run, bool to_private)
 {
-    int err = to_private ?
+    int err;
+
+    if (kvm_guest_memfd_in_place(rb)) {
+        return 0;       /* one copy, which the guest keeps */
+    }
+    err = to_private ?
               ram_block_discard_range(rb, offset, run->size) :
               ram_block_discard_guest_memfd_range(rb, offset, run->size);
 
@@ -546,23 +653,54 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
     unsigned long i, next;
     int ret;
 
-    kvm_guest_memfd_attributes_changing();
     if (!attrs) {
-        return kvm_set_memory_attributes_private(gpa, size);
+        return gmem_set_attributes(rb, offset, gpa, size, true);
     }
     for (i = first; i < last; i = next) {
-        hwaddr start = gpa + (i - first) * page;
+        bool shared = test_bit(i, attrs->bitmap);
 
-        if (test_bit(i, attrs->bitmap)) {
-            next = find_next_zero_bit(attrs->bitmap, last, i);
-            ret = kvm_set_memory_attributes_shared(start, (next - i) * page);
-        } else {
-            next = find_next_bit(attrs->bitmap, last, i);
-            ret = kvm_set_memory_attributes_private(start, (next - i) * page);
+        next = shared ? find_next_zero_bit(attrs->bitmap, last, i) :
+                        find_next_bit(attrs->bitmap, last, i);
+        ret = gmem_set_attributes(rb, i * page, gpa + (i - first) * page,
+                                  (next - i) * page, !shared);
+        if (ret) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int kvm_guest_memfd_drop_private(RAMBlock *rb, uint64_t *dropped)
+{
+    uint64_t page = qemu_real_host_page_size();
+    RamBlockAttributes *attrs = rb->attributes;
+    unsigned long i, next;
+    int ret;
+
+    assert(kvm_guest_memfd_private_capable(rb) && attrs);
+    /* Run by run of private pages, so that listeners hear of each once. */
+    for (i = find_first_zero_bit(attrs->bitmap, attrs->bitmap_size);
+         i < attrs->bitmap_size;
+         i = find_next_zero_bit(attrs->bitmap, attrs->bitmap_size, next)) {
+        uint64_t offset = i * page;
+        uint64_t size;
+
+        next = find_next_bit(attrs->bitmap, attrs->bitmap_size, i);
+        size = (next - i) * page;
+        /* Freed while private: the host never sees what they held. */
+        ret = ram_block_discard_guest_memfd_range(rb, offset, size);
+        if (!ret && kvm_guest_memfd_in_place_supported()) {
+            kvm_guest_memfd_attributes_changing();
+            ret = gmem_set_file_attributes(rb, offset, size, false);
+        }
+        if (!ret) {
+            ret = ram_block_attributes_state_change(attrs, offset, size,
+                                                    false);
         }
         if (ret) {
             return ret;
         }
+        *dropped += size;
     }
     return 0;
 }

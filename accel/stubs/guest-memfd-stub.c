@@ -26,3 +26,8 @@ bool kvm_guest_memfd_dirty_log_supported(void)
 {
     return false;
 }
+
+bool kvm_guest_memfd_in_place_supported(void)
+{
+    return false;
+}

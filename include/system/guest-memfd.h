@@ -35,6 +35,19 @@ int64_t kvm_guest_memfd_supported_flags(void);
 bool kvm_private_memory_supported(void);
 
 /**
+ * kvm_guest_memfd_in_place_supported:
+ *
+ * Returns: whether KVM keeps the private/shared state of this VM's memory
+ * in its guest_memfds and converts their pages in place
+ * (KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, which
+ * KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES announces with
+ * KVM_MEMORY_ATTRIBUTE_PRIVATE): the project's gmem-in-place kernel series
+ * with kvm.gmem_in_place_conversion=1, in a VM with private memory.  A
+ * mapped, shared guest_memfd can then hold private pages too.
+ */
+bool kvm_guest_memfd_in_place_supported(void);
+
+/**
  * kvm_guest_memfd_dirty_log_supported:
  *
  * Returns: whether KVM logs dirty pages of guest_memfd memslots of this
@@ -75,11 +88,23 @@ void kvm_guest_memfd_unbind_range(RAMBlock *rb, uint64_t offset,
  * kvm_guest_memfd_private_capable:
  * @rb: a RAM block, or NULL
  *
- * Returns: whether @rb's pages can be private: it has a guest_memfd that
- * holds private pages, beside shared memory of its own (not a guest_memfd
- * that QEMU maps, RAM_GUEST_MEMFD_MMAP).
+ * Returns: whether @rb's pages can be private (RAM_GUEST_MEMFD, with
+ * RamBlockAttributes): its guest_memfd holds private pages, beside shared
+ * memory of its own (mmap=off), or holds both kinds in place (mmap=on in a
+ * VM with private memory, kvm_guest_memfd_in_place()).  A mapped
+ * guest_memfd of a VM without private memory is not.
  */
 bool kvm_guest_memfd_private_capable(const RAMBlock *rb);
+
+/**
+ * kvm_guest_memfd_in_place:
+ * @rb: a RAM block, or NULL
+ *
+ * Returns: whether @rb is private-capable memory whose pages change state
+ * in place: one guest_memfd, which QEMU maps, holds them shared and
+ * private (RAM_GUEST_MEMFD | RAM_GUEST_MEMFD_MMAP).
+ */
+bool kvm_guest_memfd_in_place(const RAMBlock *rb);
 
 /**
  * kvm_guest_memfd_convert:
@@ -88,11 +113,13 @@ bool kvm_guest_memfd_private_capable(const RAMBlock *rb);
  * @to_private: convert to private (true) or to shared (false)
  *
  * Convert guest memory for a guest's request.  Every page of the range
- * must be private-capable guest_memfd RAM (not mmap=on memory, not a hole,
- * not MMIO); the range may span several RAM blocks.  Pages already in the
- * state asked for are left as they are.  Pages that change state read as
- * zero in their new state; the side they leave is freed.  Sets KVM's
- * memory attributes and the RAM blocks' RamBlockAttributes, whose
+ * must be private-capable guest_memfd RAM (not shared-only mmap=on memory,
+ * not a hole, not MMIO); the range may span several RAM blocks.  Pages
+ * already in the state asked for are left as they are.  In place
+ * (kvm_guest_memfd_in_place()) a page keeps its contents; otherwise pages
+ * that change state read as zero in their new state, and the side they
+ * leave is freed.  Sets KVM's memory attributes (on the guest_memfd where
+ * KVM keeps them there) and the RAM blocks' RamBlockAttributes, whose
  * listeners hear of each change.
  *
  * Called without the BQL: conversions are serialized by a lock of their
@@ -186,6 +213,21 @@ typedef enum KvmGuestMemfdRangeState {
 int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
 
 /**
+ * kvm_guest_memfd_drop_private:
+ * @rb: a private-capable RAM block
+ * @dropped: private bytes dropped are added here
+ *
+ * Drop @rb's private pages (at reset, or when a DIMM is unplugged): their
+ * contents are freed from the guest_memfd while they are still private,
+ * then they become shared, in the guest_memfd too where KVM keeps their
+ * state there, and in @rb's record.  KVM's memory attributes at the guest
+ * addresses of @rb are the caller's to set.  With the BQL held.
+ *
+ * Returns: 0 or a negative errno.
+ */
+int kvm_guest_memfd_drop_private(RAMBlock *rb, uint64_t *dropped);
+
+/**
  * kvm_guest_memfd_set_slot_attributes:
  * @rb: a RAM block with a private-capable guest_memfd
  * @offset: offset in @rb of the memslot's memory
@@ -194,9 +236,10 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
  *
  * Set KVM's memory attributes for a new memslot from @rb's
  * RamBlockAttributes: shared where its bitmap says shared, private
- * elsewhere (all of it, for a block without attributes).
+ * elsewhere (all of it, for a block without attributes); on the
+ * guest_memfd where KVM keeps them there.
  *
- * Returns: 0 or a negative errno from KVM_SET_MEMORY_ATTRIBUTES.
+ * Returns: 0 or a negative errno from KVM_SET_MEMORY_ATTRIBUTES(2).
  */
 int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
                                         hwaddr gpa, uint64_t size);
@@ -210,9 +253,9 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
  *
  * For QEMU's own accesses to guest memory (system/physmem.c): whether the
  * first page at @offset is private, in a private-capable guest_memfd RAM
- * block (memory-backend-guest-memfd, mmap=off).  Reading it through
- * QEMU's mapping would give no private byte but allocate the page's
- * shared side; the access must not reach it.
+ * block.  With mmap=off, reading it through QEMU's mapping would give no
+ * private byte but allocate the page's shared side; in place, the kernel
+ * would kill QEMU with SIGBUS.  The access must not reach it.
  *
  * Returns: true if the page is private, false otherwise (also for RAM
  * blocks without private pages).

@@ -4,7 +4,9 @@
  * KVM_X86_SW_PROTECTED_VM is a VM type with private memory and no
  * hardware memory encryption: it runs on any x86 host whose kernel has
  * CONFIG_KVM_SW_PROTECTED_VM.  Its RAM comes from
- * memory-backend-guest-memfd in private mode (mmap=off).  All of its
+ * memory-backend-guest-memfd: mmap=off (two copies: private pages in the
+ * guest_memfd, shared ones in a memfd), or mmap=on where KVM converts
+ * guest_memfd pages in place (one copy).  All of its
  * memory starts shared when the machine starts and after each reset; the
  * guest converts ranges with the KVM_HC_MAP_GPA_RANGE hypercall, which KVM
  * hands to QEMU.  A bad request gets an error back in the guest's RAX and
@@ -216,7 +218,7 @@ static bool swp_check_ram(MachineState *ms, Error **errp)
 
         if (!object_dynamic_cast(obj, TYPE_MEMORY_BACKEND_GUEST_MEMFD)) {
             error_setg(errp, "sw-protected-guest needs the machine's RAM from "
-                       "a %s with mmap=off, but '%s' is a %s",
+                       "a %s, but '%s' is a %s",
                        TYPE_MEMORY_BACKEND_GUEST_MEMFD, id,
                        object_get_typename(obj));
             break;
@@ -225,9 +227,10 @@ static bool swp_check_ram(MachineState *ms, Error **errp)
     if (n && i == n) {
         return true;
     }
-    error_append_hint(errp, "Use -object %s,id=ram0,size=...,mmap=off and "
+    error_append_hint(errp, "Use -object %s,id=ram0,size=...,mmap=%s and "
                       "-machine memory-backend=ram0.\n",
-                      TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+                      TYPE_MEMORY_BACKEND_GUEST_MEMFD,
+                      kvm_guest_memfd_in_place_supported() ? "on" : "off");
     return false;
 }
 
@@ -277,32 +280,10 @@ static void swp_ram_block_added(RAMBlockNotifier *n, void *host, size_t size,
  */
 static int swp_reset_block(RAMBlock *rb, void *opaque)
 {
-    uint64_t *dropped = opaque;
-    uint64_t page = qemu_real_host_page_size();
-    RamBlockAttributes *attrs = rb->attributes;
-    unsigned long i, next;
-    int ret;
-
-    if (!kvm_guest_memfd_private_capable(rb) || !attrs) {
+    if (!kvm_guest_memfd_private_capable(rb) || !rb->attributes) {
         return 0;
     }
-    /* Run by run of private pages, so that listeners hear of each once. */
-    for (i = find_first_zero_bit(attrs->bitmap, attrs->bitmap_size);
-         i < attrs->bitmap_size;
-         i = find_next_zero_bit(attrs->bitmap, attrs->bitmap_size, next)) {
-        next = find_next_bit(attrs->bitmap, attrs->bitmap_size, i);
-        ret = ram_block_discard_guest_memfd_range(rb, i * page,
-                                                  (next - i) * page);
-        if (!ret) {
-            ret = ram_block_attributes_state_change(attrs, i * page,
-                                                    (next - i) * page, false);
-        }
-        if (ret) {
-            return ret;
-        }
-        *dropped += (uint64_t)(next - i) * page;
-    }
-    return 0;
+    return kvm_guest_memfd_drop_private(rb, opaque);
 }
 
 /*
