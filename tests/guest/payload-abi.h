@@ -40,6 +40,10 @@
                                            ejected, test the next DIMM in slot 0
                                            the same way, with no conversion
                                            and no read once it is gone */
+#define FLAG_IN_PLACE   32              /* with FLAG_HP_PRIVATE: the memory
+                                           converts in place, so the DIMM's
+                                           range made private still holds
+                                           the guest pattern (not zero) */
 
 /* what the payload does with a range */
 #define KIND_GUEST      0               /* write and check the guest pattern */
@@ -73,6 +77,12 @@
                                            kind, writes and checks against
                                            a model of what each page must
                                            hold; see fuzz_step */
+#define KIND_KEEP       9               /* in-place conversion: write the guest
+                                           pattern, make the range private and
+                                           check the pattern is still there,
+                                           write the host_seed pattern, make
+                                           it shared and check that one; the
+                                           range is left holding it */
 
 /* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
 #define HC_MAP_GPA_RANGE        12

@@ -757,6 +757,31 @@ fuzz_check_all:
         jb 1b
         ret
 
+/*
+ * KIND_KEEP, on [r14, r15): contents kept across conversions both ways
+ * (in place); ends holding the host_seed pattern
+ */
+keep_range:
+        movl (ARGS + A_SEED), %eax
+        call make_pattern
+        call write_check
+        movl $MAP_GPA_ENCRYPTED, %edx
+        call convert
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range                /* kept on becoming private */
+        movl R_HSEED(%r13), %eax
+        call make_pattern
+        call write_check                /* written while private */
+        xorl %edx, %edx
+        call convert
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range                /* kept on becoming shared */
+        leaq msg_kept(%rip), %rsi
+        call puts
+        jmp range_done
+
 /* KIND_HCALL: the hypercall as given; print its result and go on */
 raw_hcall:
         movq R_BASE(%r13), %rbx
@@ -878,6 +903,8 @@ next_range:
         je race_range
         cmpl $KIND_FUZZ, R_KIND(%r13)
         je fuzz_range
+        cmpl $KIND_KEEP, R_KIND(%r13)
+        je keep_range
         cmpl $KIND_PRIVATE, R_KIND(%r13)
         jne 2f
         movl $MAP_GPA_ENCRYPTED, %edx   /* private pages start zeroed too */
@@ -995,8 +1022,15 @@ hotplug:
         movq %r14, %r15                 /* [base, base + 2 MiB) private */
         addq $0x200000, %r15
         movl $MAP_GPA_ENCRYPTED, %edx
+        testl $FLAG_IN_PLACE, (ARGS + A_FLAGS)
+        jnz 4f
         call convert_fresh
-        call write_check
+        jmp 5f
+4:      call convert                    /* in place: the pattern stays */
+        movq %r14, %rdi
+        movq %r15, %rsi
+        call check_range
+5:      call write_check
         leaq msg_hp_private(%rip), %rsi
         call puts
 
@@ -1095,6 +1129,7 @@ msg_ram:        .asciz "gmem-payload: ram size "
 msg_args:       .asciz "gmem-payload: args from fw_cfg\n"
 msg_range:      .asciz "gmem-payload: range "
 msg_host_ok:    .asciz "gmem-payload: host pattern ok\n"
+msg_kept:       .asciz "gmem-payload: contents kept both ways\n"
 msg_pass:       .asciz "RESULT PASS pages="
 msg_fail:       .asciz "RESULT FAIL addr="
 msg_got:        .asciz " got="

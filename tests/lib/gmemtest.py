@@ -30,6 +30,9 @@ KVM_CAP_USER_MEMORY2 = 231
 KVM_CAP_MEMORY_ATTRIBUTES = 233
 KVM_CAP_GUEST_MEMFD = 234
 KVM_CAP_GUEST_MEMFD_FLAGS = 244
+KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES = 250    # gmem-in-place series
+KVM_X86_SW_PROTECTED_VM = 1
+KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3
 GUEST_MEMFD_FLAG_MMAP = 1 << 0
 GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
 
@@ -54,6 +57,7 @@ FLAG_HOTPLUG = ABI["FLAG_HOTPLUG"]
 FLAG_HP_PRIVATE = ABI["FLAG_HP_PRIVATE"]
 FLAG_COUNTER = ABI["FLAG_COUNTER"]
 FLAG_HP_AGAIN = ABI["FLAG_HP_AGAIN"]
+FLAG_IN_PLACE = ABI["FLAG_IN_PLACE"]
 KIND_GUEST = ABI["KIND_GUEST"]
 KIND_HOST = ABI["KIND_HOST"]
 KIND_PRIVATE = ABI["KIND_PRIVATE"]
@@ -63,6 +67,7 @@ KIND_BENCH = ABI["KIND_BENCH"]
 KIND_RACE = ABI["KIND_RACE"]
 KIND_WAIT = ABI["KIND_WAIT"]
 KIND_FUZZ = ABI["KIND_FUZZ"]
+KIND_KEEP = ABI["KIND_KEEP"]
 MAP_GPA_ENCRYPTED = ABI["MAP_GPA_ENCRYPTED"]
 DEFAULT_SEED = ABI["DEFAULT_SEED"]
 
@@ -97,6 +102,28 @@ def kvm_caps():
     finally:
         os.close(vm)
         os.close(kvm)
+
+
+def in_place_supported():
+    """Whether KVM converts guest_memfd pages between private and shared
+    in place in a software-protected VM: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES
+    offers KVM_MEMORY_ATTRIBUTE_PRIVATE (the gmem-in-place kernel series,
+    with kvm.gmem_in_place_conversion=1)."""
+    kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        vm = fcntl.ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM)
+    except OSError:
+        return False
+    finally:
+        os.close(kvm)
+    try:
+        return bool(fcntl.ioctl(vm, KVM_CHECK_EXTENSION,
+                                KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) &
+                    KVM_MEMORY_ATTRIBUTE_PRIVATE)
+    except OSError:
+        return False
+    finally:
+        os.close(vm)
 
 
 def require_kvm():

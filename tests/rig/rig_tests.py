@@ -87,7 +87,8 @@ def test_mmap_off_needs_private_memory():
 from gmemtest import (KIND_HOST, KIND_PRIVATE, KIND_SHARED, KIND_HCALL,  # noqa: E402
                       KIND_WAIT, pattern_word, hcall_results,
                       MAP_GPA_ENCRYPTED, DEFAULT_SEED, host_pattern,
-                      pattern_mismatches, meminfo)
+                      pattern_mismatches, meminfo, KIND_KEEP, KIND_BENCH,
+                      in_place_supported, FLAG_IN_PLACE)
 
 SWP_ARGS = ["-object", "sw-protected-guest,id=swp",
             "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
@@ -311,6 +312,13 @@ def test_no_private_byte_reaches_the_host():
     reading them allocates nothing on the shared side (before, each read
     path faulted the 2 MiB in).  QEMU's own mapping, read through
     /proc/PID/mem, holds zeroes there, not the secret."""
+    return no_private_byte(SWP_ARGS)
+
+
+def no_private_byte(ram_args):
+    """test_no_private_byte_reaches_the_host, on the memory ram_args give
+    (backend ram0)."""
+    in_place = "mmap=on" in " ".join(ram_args)
     P, PLEN = 0x400000, 0x200000
     seed = DEFAULT_SEED
     secret = {pattern_word(a, seed).to_bytes(8, "little")
@@ -320,7 +328,7 @@ def test_no_private_byte_reaches_the_host():
         return sum(data[i:i + 8] in secret for i in range(0, len(data) - 7, 8))
 
     gdb = os.path.join(tempfile.mkdtemp(prefix="gmem-gdb-"), "gdb.sock")
-    with Qemu(SWP_ARGS + ["-gdb", "unix:%s,server=on,wait=off" % gdb],
+    with Qemu(ram_args + ["-gdb", "unix:%s,server=on,wait=off" % gdb],
               args_blob=payload_args([(P, PLEN, KIND_PRIVATE, 0)],
                                      flags=FLAG_HALT, seed=seed),
               extra_machine=SWP_MACHINE, qtest=True) as vm:
@@ -330,8 +338,8 @@ def test_no_private_byte_reaches_the_host():
         assert vm.qom_get("/objects/ram0", "private-bytes") == PLEN
         # The backend's own memfd: what its shared side holds (not
         # /proc/meminfo's Shmem, which the qtest and QMP transports move
-        # by MiBs here)
-        shared0 = shared_side_bytes(vm.proc.pid)
+        # by MiBs here).  In place there is no shared side.
+        shared0 = 0 if in_place else shared_side_bytes(vm.proc.pid)
         got = {}
         got["qtest"] = vm.qtest.read(P, PLEN)
         got["pmemsave"] = vm.read_memory(P, PLEN)
@@ -355,7 +363,7 @@ def test_no_private_byte_reaches_the_host():
                      for w in line.split(":", 1)[-1].split() if w.startswith("0x")]
             got["HMP " + cmd] = b"".join(w.to_bytes(8, "little") for w in words)
         got["gdbstub"] = gdb_read(gdb, P, 1024) or b""
-        grown = shared_side_bytes(vm.proc.pid) - shared0
+        grown = (0 if in_place else shared_side_bytes(vm.proc.pid)) - shared0
         # Last: a dump reads all of the shared RAM, faulting it in.
         path = os.path.join(vm.dir, "dump.elf")
         vm.qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + path)
@@ -365,12 +373,23 @@ def test_no_private_byte_reaches_the_host():
         # Block Name, PSize ("4 KiB"), Offset, Used, Total, HVA, RO
         hva = [[int(w, 16) for w in line.split() if w.startswith("0x")][3]
                for line in blocks.splitlines() if line.split()[:1] == ["ram0"]][0]
-        with open("/proc/%d/mem" % vm.proc.pid, "rb") as f:
+        with open("/proc/%d/mem" % vm.proc.pid, "rb", buffering=0) as f:
             f.seek(hva + P)
-            got["/proc/PID/mem"] = f.read(PLEN)
+            try:
+                got["/proc/PID/mem"] = f.read(PLEN)
+            except OSError as e:
+                # In place, QEMU's mapping has no page there: the kernel
+                # refuses the read (and QEMU lives on: asked below).
+                assert in_place, e
+                refused.append("/proc/PID/mem (%s)" % e.strerror)
+                got["/proc/PID/mem"] = b""
+        # Paused since the gdbstub's client connected
+        status = vm.qmp.cmd("query-status")["status"]
+        assert status == "paused" and vm.proc.poll() is None, (
+            status, vm.errors())
     found = {k: leaks(v) for k, v in got.items() if leaks(v)}
     assert not found, "secret words found: %r" % found
-    for k in ("qtest", "pmemsave", "/proc/PID/mem"):
+    for k in ("qtest", "pmemsave") + (() if in_place else ("/proc/PID/mem",)):
         assert got[k] == bytes(PLEN), "%s: not zero" % k
     for k, v in got.items():
         if k != "dump-guest-memory":        # an ELF file, of all of RAM
@@ -451,12 +470,6 @@ def test_sw_protected_guest_needs_private_backend():
                         "confidential-guest-support=swp", "-m", "64M"])
     assert rc == 1, (rc, out)
     assert "needs the machine's RAM from a memory-backend-guest-memfd" in out, out
-    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
-                        "-object", "sw-protected-guest,id=swp",
-                        "-object", "memory-backend-guest-memfd,id=ram0,size=64M",
-                        "-machine", "q35,memory-backend=ram0,"
-                        "confidential-guest-support=swp", "-m", "64M"])
-    assert rc == 1 and "Use mmap=off" in out, (rc, out)
 
 
 def test_bad_inputs_in_the_rig():
@@ -606,15 +619,23 @@ def test_dimm_hotplug_in_sw_protected_guest():
     the range shared in KVM, so the read is an ordinary access to
     unassigned memory (it reads zero), no KVM_EXIT_MEMORY_FAULT, and the
     guest runs on."""
+    return dimm_hotplug(False)
+
+
+def dimm_hotplug(mmap):
+    """test_dimm_hotplug_in_sw_protected_guest, its RAM and the DIMM
+    mmap=on (in place: the guest finds its pattern in the range it made
+    private) or off."""
+    flags = FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE
     blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)],
-                        flags=FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE)
+                        flags=flags | (FLAG_IN_PLACE if mmap else 0))
     args = ["-object", "sw-protected-guest,id=swp",
-            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
-            "-m", "64M,slots=2,maxmem=1G"]
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=%s"
+            % ("on" if mmap else "off"), "-m", "64M,slots=2,maxmem=1G"]
     with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
         vm.wait_output("waiting for a DIMM", 60)
         vm.qmp.cmd("object-add", **{"qom-type": "memory-backend-guest-memfd",
-                                    "id": "d1", "size": 64 * MiB, "mmap": False})
+                                    "id": "d1", "size": 64 * MiB, "mmap": mmap})
         vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="d1")
         vm.wait_output("DIMM PRIVATE", 60)
         addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
@@ -631,7 +652,18 @@ def test_dimm_hotplug_in_sw_protected_guest():
         assert vm.qom_get("/objects/swp", "faults-failed") == 0
         gone = [l for l in out.splitlines() if "DIMM GONE" in l][0]
         assert gone.endswith("0x0000000000000000"), gone
+        # Unplugged, its private pages were dropped and it is all shared.
+        assert vm.qom_get("/objects/d1", "private-bytes") == 0
         return gone
+
+
+def test_dimm_hotplug_in_place():
+    """test_dimm_hotplug_in_sw_protected_guest with mmap=on memory that
+    converts in place: the DIMM (one guest_memfd) starts shared, 2 MiB of
+    it made private keeps the guest's pattern and reads zero to the host,
+    and once ejected it is all shared again."""
+    need_in_place()
+    return dimm_hotplug(True)
 
 
 def test_private_backend_deleted_at_run_time():
@@ -966,6 +998,198 @@ from rig import build_kernel  # noqa: E402
 L2_MARK = re.compile(rb"GMEM-L2-USERSPACE-PATTERN:(\d{8})")
 
 
+# -- in-place conversion: mmap=on memory in a sw-protected guest -----------
+#
+# On a kernel that converts guest_memfd pages in place (the gmem-in-place
+# series, kvm.gmem_in_place_conversion=1 by default), one mapped
+# guest_memfd holds the guest's memory, shared and private.  The rig runs
+# these tests again with the parameter off, where mmap=on is refused.
+
+INPLACE_ARGS = ["-object", "sw-protected-guest,id=swp",
+                "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=on",
+                "-m", "64M", "-S"]
+
+
+def need_in_place():
+    """Skip where the kernel was told not to convert in place; fail where
+    it should and does not."""
+    param = "/sys/module/kvm/parameters/gmem_in_place_conversion"
+    value = open(param).read().strip() if os.path.exists(param) else None
+    if value == "N":
+        raise Skip("kvm.gmem_in_place_conversion=0: no in-place conversion "
+                   "(see in_place_refused_where_kvm_cannot)")
+    assert in_place_supported(), \
+        "the rig kernel does not convert in place (%s: %s)" % (param, value)
+
+
+def gmem_fds(pid):
+    """What QEMU's fds for guest memory are: guest_memfds, memfds."""
+    kinds = {"guest_memfd": 0, "memfd": 0}
+    base = "/proc/%d/fd" % pid
+    for name in os.listdir(base):
+        try:
+            target = os.readlink(os.path.join(base, name))
+        except OSError:
+            continue
+        if "[kvm-gmem]" in target:      # "/[kvm-gmem] (deleted)" in 7.2
+            kinds["guest_memfd"] += 1
+        elif target.startswith("/memfd:memory-backend-guest-memfd"):
+            kinds["memfd"] += 1
+    return kinds
+
+
+def test_in_place_refused_where_kvm_cannot():
+    """Where KVM does not convert guest_memfd pages in place
+    (kvm.gmem_in_place_conversion=0 here; Linux 7.2), a sw-protected guest
+    with mmap=on memory is refused with a message that says what the
+    kernel lacks."""
+    if in_place_supported():
+        raise Skip("this kernel converts in place; the refusal is tested "
+                   "with kvm.gmem_in_place_conversion=0")
+    rc, out = run_qemu(["-nodefaults", "-display", "none", "-accel", "kvm",
+                        "-object", "sw-protected-guest,id=swp",
+                        "-object", "memory-backend-guest-memfd,id=ram0,size=64M",
+                        "-machine", "q35,memory-backend=ram0,"
+                        "confidential-guest-support=swp", "-m", "64M"])
+    assert rc == 1, (rc, out)
+    for want in ("cannot convert guest_memfd pages between private and shared "
+                 "in place", "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES",
+                 "Use mmap=off"):
+        assert want in out, (want, out)
+    return out.strip().splitlines()[0]
+
+
+def test_in_place_conversion_keeps_contents():
+    """mmap=on memory of a sw-protected guest converts in place: the guest
+    writes a pattern, makes the range private and finds it there, writes
+    another one while private, makes it shared and finds that one (2 MiB,
+    and an odd-sized range); the host then reads, through QEMU, what the
+    guest wrote while the pages were private: the same pages, shared now.
+    A range left private reads zero to the host.  The memory is one
+    guest_memfd: QEMU holds no memfd.  A reset drops the private pages:
+    all memory is shared again and reads zero where they were."""
+    need_in_place()
+    P, PLEN = 0x400000, 0x200000
+    O, OLEN = 0x800000, 5 * 4096
+    S, SLEN = 0xc00000, 0x100000            # left private
+    kseed = 0xa11ce
+    ranges = [(P, PLEN, KIND_KEEP, kseed), (O, OLEN, KIND_KEEP, kseed),
+              (S, SLEN, KIND_PRIVATE, 0)]
+    with Qemu(INPLACE_ARGS, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE, qtest=True) as vm:
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        assert out.count("contents kept both ways") == 2, out
+        for base, length in ((P, PLEN), (O, OLEN)):
+            bad = pattern_mismatches(vm.qtest.read(base, length), base, kseed)
+            assert not bad, "0x%x: %d pages do not hold what the guest " \
+                "wrote while private, first at 0x%x" % (base, len(bad), base + bad[0])
+        assert vm.qtest.read(S, SLEN) == bytes(SLEN)
+        counts = {p: vm.qom_get("/objects/swp", p) for p in (
+            "conversions-to-private", "conversions-to-shared",
+            "bytes-to-private", "bytes-to-shared", "conversions-failed")}
+        assert counts == {"conversions-to-private": 3,
+                          "conversions-to-shared": 2,
+                          "bytes-to-private": PLEN + OLEN + SLEN,
+                          "bytes-to-shared": PLEN + OLEN,
+                          "conversions-failed": 0}, counts
+        assert vm.qom_get("/objects/ram0", "private-bytes") == SLEN
+        assert vm.qom_get("/objects/ram0", "mmap") is True
+        fds = gmem_fds(vm.proc.pid)
+        assert fds["memfd"] == 0 and fds["guest_memfd"] >= 1, \
+            "not one copy of RAM: %r" % fds
+        vm.qmp.cmd("stop")
+        vm.qmp.cmd("system_reset")
+        assert vm.qom_get("/objects/ram0", "private-bytes") == 0
+        assert vm.qom_get("/objects/ram0", "shared-bytes") == 64 * MiB
+        # Shared now, so QEMU reads the page itself: dropped, not kept.
+        after = vm.qtest.read(S, SLEN)
+        assert after == bytes(SLEN), "private contents survived the reset"
+        assert vm.qmp.cmd("query-status")["status"] != "internal-error"
+    return "%s; guest_memfds %d, memfds %d" % (
+        payload_result(out), fds["guest_memfd"], fds["memfd"])
+
+
+def test_in_place_no_private_byte_reaches_the_host():
+    """test_no_private_byte_reaches_the_host on mmap=on memory converted
+    in place: QEMU maps the guest_memfd itself, where the kernel answers
+    an access to a private page with SIGBUS; every read path gives
+    zeroes or an error, QEMU lives on."""
+    need_in_place()
+    return no_private_byte(INPLACE_ARGS)
+
+
+def node_unevictable(node):
+    """Unevictable bytes (guest_memfd pages) on host NUMA node node."""
+    with open("/sys/devices/system/node/node%d/meminfo" % node) as f:
+        for line in f:
+            if "Unevictable:" in line:
+                return int(line.split()[-2]) * 1024
+    raise AssertionError("no Unevictable in node%d/meminfo" % node)
+
+
+def test_in_place_numa_policy():
+    """policy=bind,host-nodes=1 on mmap=on memory converted in place: the
+    guest_memfd allocates all of it (prealloc=on) on the rig's host node
+    1, none on node 0, and the guest's conversions there move nothing."""
+    need_in_place()
+    if not os.path.isdir("/sys/devices/system/node/node1"):
+        raise Skip("the rig has one NUMA node")
+    size = 64 * MiB
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=on,"
+            "prealloc=on,policy=bind,host-nodes=1", "-m", "64M", "-S"]
+    blob = payload_args([(0x400000, 0x200000, KIND_KEEP, 0x5a5a)],
+                        flags=FLAG_HALT)
+    before = [node_unevictable(0), node_unevictable(1)]
+    with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 120)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        grown = [node_unevictable(n) - before[n] for n in (0, 1)]
+    lag = os.cpu_count() * 32 * 4096
+    assert grown[1] >= size - lag and grown[0] <= lag, \
+        "guest_memfd pages grew by %d KiB on node 0, %d KiB on node 1" % (
+            grown[0] // 1024, grown[1] // 1024)
+    return "node 0: %+d KiB, node 1: %+d KiB" % (grown[0] // 1024,
+                                                  grown[1] // 1024)
+
+
+def test_in_place_footprint_after_10000_conversions():
+    """64 MiB of mmap=on memory, preallocated, in a sw-protected guest
+    that converts 20 MiB a page at a time to private and back (10,240
+    conversions), writing all of it in between: the guest_memfd holds the
+    memory once (bytes held per byte of RAM <= 1.01), and QEMU holds no
+    second copy (no memfd; no more files than before the storm)."""
+    need_in_place()
+    base, length = 0x1000000, 20 * MiB
+    size = 64 * MiB
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=on,"
+            "prealloc=on", "-m", "64M", "-S"]
+    blob = payload_args([(base, length, KIND_BENCH, 1)], flags=FLAG_HALT)
+    unevictable0 = meminfo("Unevictable")
+    with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+        fds_before = len(os.listdir("/proc/%d/fd" % vm.proc.pid))
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 600)
+        assert payload_result(out).startswith("RESULT PASS"), out
+        conversions = (vm.qom_get("/objects/swp", "conversions-to-private") +
+                       vm.qom_get("/objects/swp", "conversions-to-shared"))
+        assert conversions == 2 * length // 4096, conversions
+        assert vm.qom_get("/objects/swp", "conversions-failed") == 0
+        # guest_memfd pages are unevictable; /proc/meminfo lags by up to
+        # a per-CPU LRU batch.
+        held = meminfo("Unevictable") - unevictable0
+        lag = os.cpu_count() * 32 * 4096
+        assert size - lag <= held <= size * 1.01, (held, size)
+        assert gmem_fds(vm.proc.pid)["memfd"] == 0
+        assert len(os.listdir("/proc/%d/fd" % vm.proc.pid)) == fds_before
+    return "%d conversions; held %.4f bytes per byte of RAM" % (
+        conversions, held / size)
+
+
 def wait_file(vm, path, text, timeout):
     """Wait until the file at path (a console) shows text, while QEMU
     runs; return the file."""
@@ -1026,6 +1250,22 @@ def test_linux_guest_as_sw_protected_guest():
     return linux_guest(
         ["-object", "sw-protected-guest,id=swp",
          "-object", "memory-backend-guest-memfd,id=m0,size=256M,mmap=off"],
+        ",confidential-guest-support=swp", check)
+
+
+def test_linux_guest_as_sw_protected_guest_in_place():
+    """The same kernel boots as a sw-protected-guest whose memory is
+    mmap=on, converted in place: one guest_memfd, which QEMU maps."""
+    need_in_place()
+
+    def check(vm):
+        assert vm.qom_get("/objects/m0", "shared-bytes") == 256 * MiB
+        assert vm.qom_get("/objects/swp", "faults-failed") == 0
+        assert gmem_fds(vm.proc.pid)["memfd"] == 0
+
+    return linux_guest(
+        ["-object", "sw-protected-guest,id=swp",
+         "-object", "memory-backend-guest-memfd,id=m0,size=256M,mmap=on"],
         ",confidential-guest-support=swp", check)
 
 
