@@ -4,7 +4,7 @@ rig (bench/run.py boots it): conversion throughput (part 3) and the host
 footprint after a conversion storm (part 4).  Writes its figures as JSON
 to $GM_RIG_RESULTS/bench.json.
 
-  bench/in_rig.py FLOOR_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE MIGRATION_RUNS
+  bench/in_rig.py FLOOR_PROGRAM VMM_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE MIGRATION_RUNS
 
 CHUNKS are conversion sizes (4K+64K+2M+1G: the rig's command line cannot
 hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G);
@@ -12,13 +12,17 @@ MIGRATION_SIZE the guest RAM of part 5 (live migration, the rig kernel
 logging guest_memfd's dirty pages), MIGRATION_RUNS its runs of each
 backend.
 
-Part 3 times conversions in the guest's hypercalls through QEMU: the
-payload (KIND_BENCH) brackets each pass with a hypercall that QEMU
-refuses, and QEMU's trace of refused requests alone
-(sw_protected_guest_map_gpa_range_refused, with timestamps) gives the
-time between the two; the conversions themselves are not traced.  The floor program makes the
-same KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and no
-QEMU.
+Part 3 times conversions in the guest's hypercalls through QEMU, with
+two copies (mmap=off) and in place (mmap=on, where the kernel converts
+guest_memfd pages in place): the payload (KIND_BENCH) brackets each pass
+with a hypercall that QEMU refuses, and QEMU's trace of refused requests
+alone (sw_protected_guest_map_gpa_range_refused, with timestamps) gives
+the time between the two; the conversions themselves are not traced.
+Two floors: FLOOR_PROGRAM (bench/floor/convert.c) makes the two-copy
+model's KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and
+no QEMU; VMM_PROGRAM (bench/floor/vmm.c) is a minimal VMM whose guest
+asks for the same conversions with the same hypercalls, answered with the
+calls QEMU makes, in either model.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -57,19 +61,24 @@ def total_for(chunk):
     return max(chunk, min(4096 * chunk, 256 * MiB))
 
 
-def swp_args(size, extra=()):
+MODES = {"two-copy": "off", "in-place": "on"}     # part 3: mmap= of each
+
+
+def swp_args(size, extra=(), mode="two-copy"):
     return (["-object", "sw-protected-guest,id=swp",
-             "-object", "memory-backend-guest-memfd,id=ram0,size=%d,mmap=off" % size,
+             "-object", "memory-backend-guest-memfd,id=ram0,size=%d,mmap=%s"
+             % (size, MODES[mode]),
              "-m", "%dM" % (size // MiB)] + list(extra),
             ",memory-backend=ram0,confidential-guest-support=swp")
 
 
-def ours(chunk, total, runs):
+def ours(chunk, total, runs, mode="two-copy"):
     """[(seconds to private, seconds to shared)] per run, through QEMU."""
     trace = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-trace.txt")
     ranges = [(BENCH_BASE, total, KIND_BENCH, chunk // 4096)] * runs
     args, machine = swp_args(2 * GiB, ["-trace", "sw_protected_guest_map_gpa_range_refused",
-                                       "-D", trace, "-msg", "timestamp=on"])
+                                       "-D", trace, "-msg", "timestamp=on"],
+                             mode)
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
               extra_machine=machine) as vm:
         out = vm.wait_output("RESULT ", 1200)
@@ -94,8 +103,11 @@ def ours(chunk, total, runs):
     return list(zip(d[0::2], d[1::2]))
 
 
-def floor(program, chunk, total, runs):
-    out = subprocess.run([program, str(total), str(chunk), str(runs)],
+def floor(program, chunk, total, runs, mode=None):
+    """[(seconds to private, seconds to shared)] per run of a floor program
+    (the VMM's: in mode)."""
+    out = subprocess.run([program] + ([mode] if mode else []) +
+                         [str(total), str(chunk), str(runs)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True)
     if out.returncode:
@@ -244,25 +256,31 @@ def migrations(size, runs):
 
 
 def main():
-    program, runs = sys.argv[1], int(sys.argv[2])
+    program, vmm, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # "none": that part is not run
-    chunks = [parse_size(s) for s in sys.argv[3].split("+") if s != "none"]
-    sizes = [parse_size(s) for s in sys.argv[4].split("+") if s != "none"]
+    chunks = [parse_size(s) for s in sys.argv[4].split("+") if s != "none"]
+    sizes = [parse_size(s) for s in sys.argv[5].split("+") if s != "none"]
     res = {"kernel": os.uname().release, "conversions": [], "footprint": []}
     # Part 5 first, before the sw-protected guests of parts 3 and 4 ran in
     # this rig (see migrations()).
     res["migration"] = []
-    if int(sys.argv[6]):
-        res["migration"] = migrations(parse_size(sys.argv[5]), int(sys.argv[6]))
+    if int(sys.argv[7]):
+        res["migration"] = migrations(parse_size(sys.argv[6]), int(sys.argv[7]))
         print("bench: migrations done", flush=True)
     # Interleaved: run i of ours and of the floor (of each mode) before
     # run i + 1 of either, so that the rig's drift touches both alike.
+    # "ours": QEMU, two copies; "in_place": QEMU, in place; "floor": no
+    # vCPU, two copies; "vmm", "vmm_in_place": the minimal VMM.
     for chunk in chunks:
         total = total_for(chunk)
-        conv = {"chunk": chunk, "total": total, "ours": [], "floor": []}
+        conv = {"chunk": chunk, "total": total, "ours": [], "floor": [],
+                "in_place": [], "vmm": [], "vmm_in_place": []}
         for _ in range(runs):
             conv["ours"] += ours(chunk, total, 1)
+            conv["in_place"] += ours(chunk, total, 1, "in-place")
             conv["floor"] += floor(program, chunk, total, 1)
+            conv["vmm"] += floor(vmm, chunk, total, 1, "two-copy")
+            conv["vmm_in_place"] += floor(vmm, chunk, total, 1, "in-place")
         res["conversions"].append(conv)
         print("bench: %d-byte conversions done" % chunk, flush=True)
     rng = random.Random(5)

@@ -14,7 +14,10 @@
 3. In the nested rig (tests/rig; its kernel can make memory private):
    conversion throughput for ranges of 4 KiB, 64 KiB, 2 MiB and 1 GiB,
    private->shared and shared->private, driven by the guest's hypercall
-   through QEMU, against the floor: a program of ours making the same
+   through QEMU, with two copies (mmap=off) and in place (mmap=on),
+   against two floors: a minimal VMM of ours whose guest makes the same
+   hypercalls, answered with the same calls, in each model
+   (bench/floor/vmm.c), and a program making the two-copy model's
    KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and no
    QEMU (bench/in_rig.py, bench/floor/convert.c).
 4. In the rig: host memory held per byte of guest RAM once every page
@@ -127,7 +130,7 @@ def build_floors():
     out = os.path.join(BUILD, "bench")
     os.makedirs(out, exist_ok=True)
     progs = {}
-    for name in ("gmem-fallocate", "anon-populate", "convert"):
+    for name in ("gmem-fallocate", "anon-populate", "convert", "vmm"):
         exe = os.path.join(out, name)
         subprocess.run(["cc", "-O2", "-Wall", "-Werror",
                         "-I", os.path.join(BUILD, "qemu-src", "linux-headers"),
@@ -181,7 +184,7 @@ def rig_parts(opts, floors):
         return {p: None for p in parts}, why
     # The rig's command line cannot hold commas; "none" skips a part.
     words = ["/usr/bin/python3", "bench/in_rig.py", floors["convert"],
-             str(opts.runs),
+             floors["vmm"], str(opts.runs),
              opts.chunks.replace(",", "+") if 3 in opts.parts else "none",
              opts.footprint_sizes.replace(",", "+") if 4 in opts.parts else "none",
              opts.migration_size,

@@ -39,6 +39,8 @@ def test_bench_smoke():
     assert not skipped, "the benchmark left parts out: %s" % " | ".join(skipped)
     conv = [l for l in p.stdout.splitlines() if l.startswith("| 4 KiB |")]
     assert len(conv) == 2, p.stdout
+    # Both models through QEMU and both of the VMM floor's, every column
+    assert not [l for l in conv if "| - |" in l], conv
     foot = [l for l in p.stdout.splitlines()
             if l.startswith("| 256 MiB | shared |") or l.startswith("| 256 MiB | private |")]
     assert len(foot) == 2, p.stdout
