@@ -25,6 +25,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/units.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include <linux/kvm.h>
 #include "system/kvm.h"
 #include "system/guest-memfd.h"
@@ -251,11 +252,12 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
 
 /*
  * Conversions.  A guest can ask for any range at once, and changing the
- * state of a GiB takes about a second in the rig; so a conversion holds
- * the BQL for a bounded piece of work at a time, and conversions are
- * serialized by a lock of their own instead.  Whatever runs between two
- * pieces (QMP, other vCPUs, memory hot-unplug) sees every page in one
- * state or the other, with KVM and the RAM block's record agreeing.
+ * state of a GiB takes about a second in the rig; so a conversion works
+ * in pieces of up to 16 MiB, holds the BQL for no more than about 10 ms
+ * of them at a time, and conversions are serialized by a lock of their
+ * own instead.  Whatever runs between two pieces (QMP, other vCPUs,
+ * memory hot-unplug) sees every page in one state or the other, with KVM
+ * and the RAM block's record agreeing.
  *
  * A conversion is made in two passes over the runs of pages whose state
  * changes (pages already in the state asked for are left alone, contents
@@ -277,9 +279,9 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  *    would keep their old contents on the side they left, for the guest
  *    to find again if it converted them back.
  */
-#define GMEM_CONVERT_BYTES  (16 * MiB)  /* converted per hold of the BQL */
-#define GMEM_CONVERT_RUNS   256         /* runs changed per hold of the BQL */
-#define GMEM_CONVERT_PAUSE_US 50        /* without the BQL between two */
+#define GMEM_CONVERT_BYTES  (16 * MiB)  /* converted per piece of work */
+#define GMEM_CONVERT_HOLD_MS 10         /* BQL held at most this long ... */
+#define GMEM_CONVERT_PAUSE_US 50        /* ... then dropped this long */
 
 typedef struct GmemRun {
     hwaddr gpa;
@@ -451,15 +453,24 @@ static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
 }
 
 /*
- * Between two pieces of a conversion: let whoever waits for the BQL (the
- * main loop, other vCPUs) have it.  Unlocking alone would not do: the
- * mutex is not fair, and this thread would take it back first.
+ * Between two pieces of a conversion, once this thread has held the BQL
+ * for GMEM_CONVERT_HOLD_MS: let whoever waits for it (the main loop,
+ * other vCPUs) have it.  Unlocking alone would not do: the mutex is not
+ * fair, and this thread would take it back first (yielding instead of
+ * sleeping let QMP wait half a second in the rig).  Where timers are
+ * coarse a sleep lasts a timer tick (4 ms in the rig), so pausing after
+ * every piece rather than every few ms doubled the time a GiB took to
+ * convert in place there.  Returns when this thread holds the BQL again.
  */
-static void gmem_bql_pause(void)
+static void gmem_bql_pause(int64_t *held_since)
 {
+    if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS) {
+        return;
+    }
     bql_unlock();
     g_usleep(GMEM_CONVERT_PAUSE_US);
     bql_lock();
+    *held_since = get_clock();
 }
 
 typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
@@ -468,12 +479,12 @@ typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
 /*
  * Call @fn for each of the runs a conversion @to_private changed that is
  * still in the state it left it in (in a RAM block still there), with the
- * BQL, pausing after 16 MiB or 256 runs as the conversion itself does.
- * Returns the last error @fn returned, 0 if none.
+ * BQL, pausing as the conversion itself does.  Returns the last error @fn
+ * returned, 0 if none.
  */
-static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn)
+static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn,
+                             int64_t *held_since)
 {
-    uint64_t done = 0;
     int ret = 0;
     guint i;
 
@@ -483,9 +494,8 @@ static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn)
         RAMBlock *rb;
         int err;
 
-        if (done >= GMEM_CONVERT_BYTES || (i && i % GMEM_CONVERT_RUNS == 0)) {
-            gmem_bql_pause();
-            done = 0;
+        if (i) {
+            gmem_bql_pause(held_since);
         }
         rb = gmem_run_block(run, to_private, &offset);
         if (!rb) {
@@ -495,7 +505,6 @@ static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn)
         if (err) {
             ret = err;
         }
-        done += run->size;
     }
     return ret;
 }
@@ -547,8 +556,9 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
 {
     g_autoptr(GArray) runs = g_array_new(false, false, sizeof(GmemRun));
     hwaddr pos, end = gpa + size;
-    uint64_t len, budget = GMEM_CONVERT_BYTES;
-    unsigned nruns = 0;
+    int64_t held_since = get_clock();
+    uint64_t len;
+    bool discard = false;       /* some run has a side to free */
     int ret = 0;
 
     /* All or nothing: check the whole range before changing any of it. */
@@ -565,31 +575,34 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
         RAMBlock *rb;
         int64_t next;
 
-        if (!budget || nruns == GMEM_CONVERT_RUNS) {
-            gmem_bql_pause();
-            budget = GMEM_CONVERT_BYTES;
-            nruns = 0;
+        if (runs->len) {
+            gmem_bql_pause(&held_since);
         }
         next = gmem_next_run(&pos, end, to_private, &rb, &offset);
         if (next <= 0) {
             ret = next;
             break;
         }
-        run = (GmemRun) { .gpa = pos, .size = MIN((uint64_t)next, budget) };
+        run = (GmemRun) {
+            .gpa = pos,
+            .size = MIN((uint64_t)next, GMEM_CONVERT_BYTES),
+        };
         ret = gmem_change_run(rb, offset, run.gpa, run.size, to_private);
         if (ret) {
             break;
         }
         g_array_append_val(runs, run);
+        discard |= !kvm_guest_memfd_in_place(rb);
         pos += run.size;
-        budget -= run.size;
-        nruns++;
     }
     trace_kvm_guest_memfd_convert(gpa, size, to_private, runs->len, ret);
     if (ret) {
-        return gmem_for_each_run(runs, to_private, gmem_undo_run) ? -EIO : ret;
+        return gmem_for_each_run(runs, to_private, gmem_undo_run,
+                                 &held_since) ? -EIO : ret;
     }
-    return gmem_for_each_run(runs, to_private, gmem_discard_run);
+    /* In place there is nothing to free: no second walk, no pauses. */
+    return discard ? gmem_for_each_run(runs, to_private, gmem_discard_run,
+                                       &held_since) : 0;
 }
 
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
