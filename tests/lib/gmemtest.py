@@ -520,7 +520,8 @@ def gmem_fds(pid):
             target = os.readlink(os.path.join(base, name))
         except OSError:
             continue
-        if target == "anon_inode:[kvm-gmem]":
+        # "anon_inode:[kvm-gmem]" up to 6.18, "/[kvm-gmem] (deleted)" in 7.2
+        if "[kvm-gmem]" in target:
             fds[int(name)] = os.stat(os.path.join(base, name)).st_ino
     return fds
 
