@@ -76,6 +76,12 @@ struct SwProtectedGuest {
     (KVM_MAP_GPA_RANGE_PAGE_SZ_2M | KVM_MAP_GPA_RANGE_PAGE_SZ_1G | \
      KVM_MAP_GPA_RANGE_ENCRYPTED)
 
+/*
+ * The machine's sw-protected-guest once the machine is made: vCPU exits
+ * find it here, with no QOM cast on the way.
+ */
+static SwProtectedGuest *swp_active;
+
 static SwProtectedGuest *swp_current(void)
 {
     if (!current_machine || !current_machine->cgs) {
@@ -87,7 +93,7 @@ static SwProtectedGuest *swp_current(void)
 
 int sw_protected_guest_map_gpa_range(struct kvm_run *run)
 {
-    SwProtectedGuest *swp = swp_current();
+    SwProtectedGuest *swp = qatomic_read(&swp_active);
     uint64_t gpa = run->hypercall.args[0];
     uint64_t npages = run->hypercall.args[1];
     uint64_t attrs = run->hypercall.args[2];
@@ -155,7 +161,7 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
  */
 static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
 {
-    SwProtectedGuest *swp = swp_current();
+    SwProtectedGuest *swp = qatomic_read(&swp_active);
     const char *what;
     int state, ret = 0;
 
@@ -405,6 +411,7 @@ static void swp_machine_done(Notifier *n, void *unused)
     };
     memory_listener_register(&swp->unmapped, &address_space_memory);
     kvm_guest_memfd_set_fault_handler(swp_memory_fault);
+    qatomic_set(&swp_active, swp);
 }
 
 static int swp_kvm_type(X86ConfidentialGuest *cg)
@@ -468,6 +475,9 @@ static void swp_instance_finalize(Object *obj)
     SwProtectedGuest *swp = SW_PROTECTED_GUEST(obj);
 
     qemu_remove_machine_init_done_notifier(&swp->machine_done);
+    if (qatomic_read(&swp_active) == swp) {
+        qatomic_set(&swp_active, NULL);
+    }
     if (swp->ram_blocks.ram_block_added) {
         ram_block_notifier_remove(&swp->ram_blocks);
         memory_listener_unregister(&swp->unmapped);
