@@ -62,6 +62,7 @@ def total_for(chunk):
 
 
 MODES = {"two-copy": "off", "in-place": "on"}     # part 3: mmap= of each
+BENCH_RAM = 2 * GiB         # part 3's guests, QEMU's and the VMM's
 
 
 def swp_args(size, extra=(), mode="two-copy"):
@@ -76,7 +77,7 @@ def ours(chunk, total, runs, mode="two-copy"):
     """[(seconds to private, seconds to shared)] per run, through QEMU."""
     trace = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-trace.txt")
     ranges = [(BENCH_BASE, total, KIND_BENCH, chunk // 4096)] * runs
-    args, machine = swp_args(2 * GiB, ["-trace", "sw_protected_guest_map_gpa_range_refused",
+    args, machine = swp_args(BENCH_RAM, ["-trace", "sw_protected_guest_map_gpa_range_refused",
                                        "-D", trace, "-msg", "timestamp=on"],
                              mode)
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
@@ -105,8 +106,8 @@ def ours(chunk, total, runs, mode="two-copy"):
 
 def floor(program, chunk, total, runs, mode=None):
     """[(seconds to private, seconds to shared)] per run of a floor program
-    (the VMM's: in mode)."""
-    out = subprocess.run([program] + ([mode] if mode else []) +
+    (the VMM's: in mode, in a VM of BENCH_RAM bytes, as QEMU's)."""
+    out = subprocess.run([program] + ([mode, str(BENCH_RAM)] if mode else []) +
                          [str(total), str(chunk), str(runs)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True)

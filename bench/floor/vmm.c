@@ -2,8 +2,11 @@
  * Floor for conversions, with the guest's exits: a minimal VMM whose one
  * vCPU asks for the conversions with KVM_HC_MAP_GPA_RANGE hypercalls, as
  * the payload guest does in QEMU (KIND_BENCH), and which answers each
- * with the calls QEMU makes for it.  In a software-protected VM with one
- * guest_memfd memslot of TOTAL bytes at 1 GiB, each run the guest:
+ * with the calls QEMU makes for it.  The VM is shaped like the one QEMU
+ * runs the payload in, so that what differs is QEMU: a software-protected
+ * VM whose RAM bytes of memory, but for the first MiB, are one guest_memfd
+ * memslot at 1 MiB, and a guest in 64-bit mode on 2 MiB pages.  Each run,
+ * on the TOTAL bytes at 1 GiB, the guest:
  *
  *   - writes one word in every page (shared);
  *   - converts TOTAL bytes to private, CHUNK bytes per hypercall (timed);
@@ -26,7 +29,7 @@
  * payload's marker hypercalls.  Prints one line per run: the seconds to
  * private, the seconds to shared.
  *
- *   vmm MODE TOTAL CHUNK RUNS
+ *   vmm MODE RAM TOTAL CHUNK RUNS
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -46,8 +49,11 @@
 #define SW_PROTECTED_VM         1
 #define HC_MAP_GPA_RANGE        12
 #define MAP_GPA_ENCRYPTED       0x10
-#define GMEM_BASE               (1ULL << 30)
+#define BENCH_GPA               (1ULL << 30)    /* where the guest converts */
+#define LOW_SIZE                (1ULL << 20)    /* plain memory: code, tables */
 #define CODE_GPA                0x1000
+#define PML4_GPA                0x10000         /* then PDPT, then the PDs */
+#define MAX_RAM                 (4ULL << 30)    /* what the PDs map */
 
 /* The in-place uAPI (kernel-patches/gmem-in-place), not in 7.2's headers */
 struct memory_attributes2 {
@@ -56,55 +62,53 @@ struct memory_attributes2 {
 #define SET_MEMORY_ATTRIBUTES2  _IOWR(KVMIO, 0xd2, struct memory_attributes2)
 
 /*
- * The guest, in 32-bit protected mode, flat: ESI = first byte, EDI = end,
- * EBP = bytes per hypercall.  OUT 0x10/0x11 bracket the pass to private,
- * 0x12/0x13 the pass to shared; OUT 0x1f: a hypercall failed (EAX).
+ * The guest, in 64-bit mode, identity-mapped: RSI = first byte, RDI = end,
+ * RBP = bytes per hypercall.  OUT 0x10/0x11 bracket the pass to private,
+ * 0x12/0x13 the pass to shared; OUT 0x1f: a hypercall failed (RAX).
  */
 extern const unsigned char guest_code[], guest_code_end[];
 asm(".pushsection .rodata\n"
-    ".code32\n"
     "guest_code:\n"
-    "0:     mov %esi, %ebx\n"
-    "1:     mov %ebx, (%ebx)\n"
-    "       add $4096, %ebx\n"
-    "       cmp %edi, %ebx\n"
+    "0:     mov %rsi, %rbx\n"
+    "1:     mov %rbx, (%rbx)\n"
+    "       add $4096, %rbx\n"
+    "       cmp %rdi, %rbx\n"
     "       jb 1b\n"
     "       out %al, $0x10\n"
-    "       mov %esi, %ebx\n"
+    "       mov %rsi, %rbx\n"
     "2:     mov $12, %eax\n"
-    "       mov %ebp, %ecx\n"
-    "       shr $12, %ecx\n"
+    "       mov %rbp, %rcx\n"
+    "       shr $12, %rcx\n"
     "       mov $0x10, %edx\n"
     "       vmmcall\n"
-    "       test %eax, %eax\n"
+    "       test %rax, %rax\n"
     "       jnz 9f\n"
-    "       add %ebp, %ebx\n"
-    "       cmp %edi, %ebx\n"
+    "       add %rbp, %rbx\n"
+    "       cmp %rdi, %rbx\n"
     "       jb 2b\n"
     "       out %al, $0x11\n"
-    "       mov %esi, %ebx\n"
-    "3:     mov %ebx, (%ebx)\n"
-    "       add $4096, %ebx\n"
-    "       cmp %edi, %ebx\n"
+    "       mov %rsi, %rbx\n"
+    "3:     mov %rbx, (%rbx)\n"
+    "       add $4096, %rbx\n"
+    "       cmp %rdi, %rbx\n"
     "       jb 3b\n"
     "       out %al, $0x12\n"
-    "       mov %esi, %ebx\n"
+    "       mov %rsi, %rbx\n"
     "4:     mov $12, %eax\n"
-    "       mov %ebp, %ecx\n"
-    "       shr $12, %ecx\n"
+    "       mov %rbp, %rcx\n"
+    "       shr $12, %rcx\n"
     "       xor %edx, %edx\n"
     "       vmmcall\n"
-    "       test %eax, %eax\n"
+    "       test %rax, %rax\n"
     "       jnz 9f\n"
-    "       add %ebp, %ebx\n"
-    "       cmp %edi, %ebx\n"
+    "       add %rbp, %rbx\n"
+    "       cmp %rdi, %rbx\n"
     "       jb 4b\n"
     "       out %al, $0x13\n"
     "       jmp 0b\n"
     "9:     out %al, $0x1f\n"
     "       hlt\n"
     "guest_code_end:\n"
-    ".code64\n"
     ".popsection\n");
 
 static int vm, gmem, shared = -1;
@@ -146,7 +150,7 @@ static void set_vm_attributes(uint64_t gpa, uint64_t size, uint64_t attrs)
 /* What QEMU does for one KVM_HC_MAP_GPA_RANGE that converts every page */
 static void convert(uint64_t gpa, uint64_t size, int to_private)
 {
-    uint64_t off = gpa - GMEM_BASE;
+    uint64_t off = gpa;     /* the guest_memfd's offset is the address */
 
     if (in_place) {
         struct memory_attributes2 a = {
@@ -170,12 +174,50 @@ static void convert(uint64_t gpa, uint64_t size, int to_private)
     }
 }
 
-static void set_flat_segment(struct kvm_segment *s, uint16_t sel, int type)
+static void set_flat_segment(struct kvm_segment *s, uint16_t sel, int type,
+                             int code64)
 {
     *s = (struct kvm_segment) {
         .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-        .present = 1, .s = 1, .db = 1, .g = 1,
+        .present = 1, .s = 1, .db = !code64, .l = code64, .g = 1,
     };
+}
+
+/* The vCPU gets all KVM supports, as QEMU's -cpu host: long mode with it */
+static void set_cpuid(int kvm, int vcpu)
+{
+    int n = 256;
+    struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) +
+                                      n * sizeof(struct kvm_cpuid_entry2));
+
+    if (!cpuid) {
+        die("calloc");
+    }
+    cpuid->nent = n;
+    if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid)) {
+        die("KVM_GET_SUPPORTED_CPUID");
+    }
+    if (ioctl(vcpu, KVM_SET_CPUID2, cpuid)) {
+        die("KVM_SET_CPUID2");
+    }
+    free(cpuid);
+}
+
+/* Identity-map the first MAX_RAM bytes with 2 MiB pages, as the payload */
+static void make_page_tables(unsigned char *low)
+{
+    uint64_t *pml4 = (uint64_t *)(low + PML4_GPA);
+    uint64_t *pdpt = pml4 + 512;
+    uint64_t *pd = pdpt + 512;
+    uint64_t i;
+
+    pml4[0] = (PML4_GPA + 0x1000) | 3;                  /* present, RW */
+    for (i = 0; i < MAX_RAM >> 30; i++) {
+        pdpt[i] = (PML4_GPA + 0x2000 + i * 0x1000) | 3;
+    }
+    for (i = 0; i < MAX_RAM >> 21; i++) {
+        pd[i] = (i << 21) | 0x83;                       /* and PS */
+    }
 }
 
 int main(int argc, char **argv)
@@ -186,25 +228,28 @@ int main(int argc, char **argv)
     struct kvm_sregs sregs;
     struct kvm_regs regs = { 0 };
     struct kvm_run *run;
-    uint64_t total, chunk;
+    uint64_t ram, total, chunk;
     unsigned char *low;
     double t[4] = { 0 };
     int kvm, vcpu, runs, done = 0;
     long run_size;
 
-    if (argc != 5 || (strcmp(argv[1], "two-copy") &&
+    if (argc != 6 || (strcmp(argv[1], "two-copy") &&
                       strcmp(argv[1], "in-place"))) {
-        fprintf(stderr, "usage: %s two-copy|in-place TOTAL CHUNK RUNS\n",
+        fprintf(stderr, "usage: %s two-copy|in-place RAM TOTAL CHUNK RUNS\n",
                 argv[0]);
         return 2;
     }
     in_place = !strcmp(argv[1], "in-place");
-    total = strtoull(argv[2], NULL, 0);
-    chunk = strtoull(argv[3], NULL, 0);
-    runs = atoi(argv[4]);
-    if (!chunk || total % chunk || chunk % 4096 || total > GMEM_BASE * 2) {
+    ram = strtoull(argv[2], NULL, 0);
+    total = strtoull(argv[3], NULL, 0);
+    chunk = strtoull(argv[4], NULL, 0);
+    runs = atoi(argv[5]);
+    if (!chunk || total % chunk || chunk % 4096 || ram % (2 << 20) ||
+        ram > MAX_RAM || BENCH_GPA + total > ram) {
         fprintf(stderr, "vmm: TOTAL must be a multiple of CHUNK, CHUNK of "
-                "4 KiB, and TOTAL at most 2 GiB\n");
+                "4 KiB, RAM of 2 MiB and at most 4 GiB, and 1 GiB + TOTAL "
+                "at most RAM\n");
         return 2;
     }
 
@@ -221,21 +266,23 @@ int main(int argc, char **argv)
         die("KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL)");
     }
 
-    /* The guest's code: ordinary memory at 0, outside the guest_memfd */
-    low = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+    /* The guest's code and page tables: plain memory below 1 MiB */
+    low = mmap(NULL, LOW_SIZE, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (low == MAP_FAILED) {
         die("mmap");
     }
     memcpy(low + CODE_GPA, guest_code, guest_code_end - guest_code);
+    make_page_tables(low);
     slot.slot = 0;
-    slot.memory_size = 1 << 20;
+    slot.memory_size = LOW_SIZE;
     slot.userspace_addr = (uintptr_t)low;
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &slot)) {
         die("KVM_SET_USER_MEMORY_REGION2(code)");
     }
 
-    gm.size = total;
+    /* The rest of RAM: one guest_memfd, its offsets the guest's addresses */
+    gm.size = ram;
     gm.flags = in_place ? GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED
                         : 0;
     gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gm);
@@ -244,19 +291,20 @@ int main(int argc, char **argv)
     }
     if (!in_place) {
         shared = memfd_create("floor-shared", MFD_CLOEXEC);
-        if (shared < 0 || ftruncate(shared, total)) {
+        if (shared < 0 || ftruncate(shared, ram)) {
             die("memfd");
         }
     }
-    mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED,
+    mem = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_SHARED,
                in_place ? gmem : shared, 0);
     if (mem == MAP_FAILED) {
         die("mmap");
     }
     slot = (struct kvm_userspace_memory_region2) {
         .slot = 1, .flags = KVM_MEM_GUEST_MEMFD,
-        .guest_phys_addr = GMEM_BASE, .memory_size = total,
-        .userspace_addr = (uintptr_t)mem, .guest_memfd = gmem,
+        .guest_phys_addr = LOW_SIZE, .memory_size = ram - LOW_SIZE,
+        .userspace_addr = (uintptr_t)(mem + LOW_SIZE), .guest_memfd = gmem,
+        .guest_memfd_offset = LOW_SIZE,
     };
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &slot)) {
         die("KVM_SET_USER_MEMORY_REGION2(guest_memfd)");
@@ -271,20 +319,24 @@ int main(int argc, char **argv)
     if (run == MAP_FAILED) {
         die("mmap(kvm_run)");
     }
+    set_cpuid(kvm, vcpu);
     if (ioctl(vcpu, KVM_GET_SREGS, &sregs)) {
         die("KVM_GET_SREGS");
     }
-    sregs.cr0 |= 1;                         /* protected mode, no paging */
-    set_flat_segment(&sregs.cs, 8, 11);     /* code: execute/read, accessed */
-    set_flat_segment(&sregs.ds, 16, 3);     /* data: read/write, accessed */
+    sregs.cr0 |= 0x80000001;                /* protected mode, paging */
+    sregs.cr4 |= 0x20;                      /* PAE */
+    sregs.efer |= 0x500;                    /* long mode: enabled, active */
+    sregs.cr3 = PML4_GPA;
+    set_flat_segment(&sregs.cs, 8, 11, 1);  /* code: execute/read, 64-bit */
+    set_flat_segment(&sregs.ds, 16, 3, 0);  /* data: read/write, accessed */
     sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
     if (ioctl(vcpu, KVM_SET_SREGS, &sregs)) {
         die("KVM_SET_SREGS");
     }
     regs.rip = CODE_GPA;
     regs.rflags = 2;
-    regs.rsi = GMEM_BASE;
-    regs.rdi = GMEM_BASE + total;
+    regs.rsi = BENCH_GPA;
+    regs.rdi = BENCH_GPA + total;
     regs.rbp = chunk;
     if (ioctl(vcpu, KVM_SET_REGS, &regs)) {
         die("KVM_SET_REGS");
