@@ -1,0 +1,73 @@
+"""The test machinery's own judgement, shown failing where no kernel at
+hand would make it fail: what the rig's runner of Linux's KVM selftests
+(tests/rig/kvm_selftests.py run()) counts as a pass.
+
+Linux 7.2's KVM selftests print no kselftest counts; they exit 0 after
+leaving parts of themselves out ("Skipping tests for KVM_MEM_GUEST_MEMFD
+memory regions" where the kernel has no software-protected VM type), or
+exit 4 (KSFT_SKIP) when they cannot run at all.  On the rig kernel,
+built for all of it, either means the kernel lost what the tests are
+for, and must be a failure.  The rig kernel never does that, and a 7.2
+selftest on Debian's 6.12 kernel (no KVM_SW_PROTECTED_VM) hangs in the
+rig instead of skipping; so these run run() on stand-ins that print what
+7.2's set_memory_region_test prints, and exit as it does.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import sys
+import tempfile
+
+from gmemtest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "rig"))
+import kvm_selftests  # noqa: E402
+
+NAME = "set_memory_region_test"
+SEED = "Random seed: 0x6b8b4567\nTesting KVM_RUN with zero added memory regions\n"
+
+
+def run_stand_in(output, status):
+    """kvm_selftests.run(NAME) on a script that prints output and exits
+    with status, in place of the built binary."""
+    with tempfile.TemporaryDirectory() as folder:
+        exe = os.path.join(folder, NAME)
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\ncat <<'EOF'\n%sEOF\nexit %d\n" % (output, status))
+        os.chmod(exe, 0o755)
+        saved = kvm_selftests._where[:]
+        kvm_selftests._where[:] = [folder]
+        try:
+            return kvm_selftests.run(NAME)
+        finally:
+            kvm_selftests._where[:] = saved
+
+
+def test_selftest_run_whole_is_a_pass():
+    """The control: the same stand-in, leaving nothing out, passes."""
+    said = run_stand_in(SEED + "Testing KVM_MEM_GUEST_MEMFD memory regions\n", 0)
+    assert said.startswith("exit 0"), said
+    return said
+
+
+def test_selftest_leaving_its_guest_memfd_part_out_is_a_failure():
+    try:
+        said = run_stand_in(
+            SEED + "Skipping tests for KVM_MEM_GUEST_MEMFD memory regions\n", 0)
+    except AssertionError as e:
+        assert "left parts out" in str(e) and "KVM_MEM_GUEST_MEMFD" in str(e), e
+        return "failed as it should: %s" % e
+    raise AssertionError("exit 0 after leaving the guest_memfd part out "
+                         "counted as a pass: %s" % said)
+
+
+def test_selftest_skipping_itself_is_a_failure():
+    try:
+        said = run_stand_in("1..0 # SKIP KVM_X86_SW_PROTECTED_VM not supported\n",
+                            kvm_selftests.KSFT_SKIP)
+    except AssertionError as e:
+        assert "skipped itself" in str(e) and "SW_PROTECTED_VM" in str(e), e
+        return "failed as it should: %s" % e
+    raise AssertionError("a selftest that skipped itself counted as a pass: %s"
+                         % said)
