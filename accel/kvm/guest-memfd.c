@@ -281,7 +281,8 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  */
 #define GMEM_CONVERT_BYTES  (16 * MiB)  /* converted per piece of work */
 #define GMEM_CONVERT_HOLD_MS 10         /* BQL held at most this long ... */
-#define GMEM_CONVERT_PAUSE_US 50        /* ... then dropped this long */
+#define GMEM_CONVERT_PAUSE_US 50        /* ... then, if someone waits, */
+#define GMEM_CONVERT_PAUSE_MAX_MS 50    /* dropped until they have had it */
 
 typedef struct GmemRun {
     hwaddr gpa;
@@ -454,21 +455,29 @@ static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
 
 /*
  * Between two pieces of a conversion, once this thread has held the BQL
- * for GMEM_CONVERT_HOLD_MS: let whoever waits for it (the main loop,
- * other vCPUs) have it.  Unlocking alone would not do: the mutex is not
- * fair, and this thread would take it back first (yielding instead of
- * sleeping let QMP wait half a second in the rig).  Where timers are
- * coarse a sleep lasts a timer tick (4 ms in the rig), so pausing after
- * every piece rather than every few ms doubled the time a GiB took to
- * convert in place there.  Returns when this thread holds the BQL again.
+ * for GMEM_CONVERT_HOLD_MS and someone waits for it (the main loop, other
+ * vCPUs): let them have it.  Unlocking alone would not do: the mutex is
+ * not fair, and this thread would take it back first (yielding instead
+ * let QMP wait half a second in the rig); nor would a fixed sleep, which
+ * ends before a woken waiter has run where scheduling is slow (QMP waited
+ * 300 ms in the rig with 50 us sleeps).  So wait until the waiters have
+ * had it, polling, for at most GMEM_CONVERT_PAUSE_MAX_MS.  With nobody
+ * waiting, a conversion does not pause at all.  Returns when this thread
+ * holds the BQL again.
  */
 static void gmem_bql_pause(int64_t *held_since)
 {
-    if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS) {
+    int64_t until;
+
+    if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS ||
+        !bql_contended()) {
         return;
     }
     bql_unlock();
-    g_usleep(GMEM_CONVERT_PAUSE_US);
+    until = get_clock() + GMEM_CONVERT_PAUSE_MAX_MS * SCALE_MS;
+    do {
+        g_usleep(GMEM_CONVERT_PAUSE_US);
+    } while (bql_contended() && get_clock() < until);
     bql_lock();
     *held_since = get_clock();
 }
