@@ -78,7 +78,7 @@ def ours(chunk, total, runs, mode="two-copy"):
     trace = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-trace.txt")
     ranges = [(BENCH_BASE, total, KIND_BENCH, chunk // 4096)] * runs
     args, machine = swp_args(BENCH_RAM, ["-trace", "sw_protected_guest_map_gpa_range_refused",
-                                       "-D", trace, "-msg", "timestamp=on"],
+                                         "-D", trace, "-msg", "timestamp=on"],
                              mode)
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
               extra_machine=machine) as vm:
