@@ -467,19 +467,23 @@ static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
  */
 static void gmem_bql_pause(int64_t *held_since)
 {
-    int64_t until;
+    int64_t start, until;
+    bool waiters;
 
     if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS ||
         !bql_contended()) {
         return;
     }
     bql_unlock();
-    until = get_clock() + GMEM_CONVERT_PAUSE_MAX_MS * SCALE_MS;
+    start = get_clock();
+    until = start + GMEM_CONVERT_PAUSE_MAX_MS * SCALE_MS;
     do {
         g_usleep(GMEM_CONVERT_PAUSE_US);
-    } while (bql_contended() && get_clock() < until);
+    } while ((waiters = bql_contended()) && get_clock() < until);
     bql_lock();
     *held_since = get_clock();
+    trace_kvm_guest_memfd_convert_pause((*held_since - start) / SCALE_US,
+                                        waiters);
 }
 
 typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
