@@ -25,6 +25,7 @@
 #include "qemu/bitmap.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
+#include "qemu/stats64.h"
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
 #include "hw/i386/x86.h"
@@ -58,17 +59,17 @@ struct SwProtectedGuest {
     MemoryListener unmapped;
 
     /* What the guest asked for, and what came of it */
-    uint64_t to_private;        /* conversions to private that succeeded */
-    uint64_t to_shared;         /* conversions to shared that succeeded */
-    uint64_t bytes_to_private;
-    uint64_t bytes_to_shared;
-    uint64_t rejected;          /* requests refused as invalid (-EINVAL) */
-    uint64_t failed;            /* requests the host failed to carry out */
+    Stat64 to_private;          /* conversions to private that succeeded */
+    Stat64 to_shared;           /* conversions to shared that succeeded */
+    Stat64 bytes_to_private;
+    Stat64 bytes_to_shared;
+    Stat64 rejected;            /* requests refused as invalid (-EINVAL) */
+    Stat64 failed;              /* requests the host failed to carry out */
 
     /* KVM_EXIT_MEMORY_FAULT: what came of them */
-    uint64_t faults_retried;    /* raced with a conversion */
-    uint64_t faults_no_ram;     /* private accesses outside RAM, made shared */
-    uint64_t faults_failed;     /* faults that stopped the vCPU */
+    Stat64 faults_retried;      /* raced with a conversion */
+    Stat64 faults_no_ram;       /* private accesses outside RAM, made shared */
+    Stat64 faults_failed;       /* faults that stopped the vCPU */
 };
 
 /* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
@@ -116,19 +117,19 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
                                       to_private);
     }
 
-    BQL_LOCK_GUARD();
+    /* Counted without the BQL: a conversion takes it once, not twice. */
     if (!ret) {
         if (to_private) {
-            swp->to_private++;
-            swp->bytes_to_private += npages * TARGET_PAGE_SIZE;
+            stat64_add(&swp->to_private, 1);
+            stat64_add(&swp->bytes_to_private, npages * TARGET_PAGE_SIZE);
         } else {
-            swp->to_shared++;
-            swp->bytes_to_shared += npages * TARGET_PAGE_SIZE;
+            stat64_add(&swp->to_shared, 1);
+            stat64_add(&swp->bytes_to_shared, npages * TARGET_PAGE_SIZE);
         }
     } else if (ret == -EINVAL) {
-        swp->rejected++;
+        stat64_add(&swp->rejected, 1);
     } else {
-        swp->failed++;
+        stat64_add(&swp->failed, 1);
     }
     trace_sw_protected_guest_map_gpa_range(gpa, npages, attrs, ret);
     if (ret == -EINVAL) {
@@ -175,16 +176,16 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
         !kvm_guest_memfd_range_has_ram(gpa, size)) {
         ret = kvm_set_memory_attributes_shared(gpa, size);
         what = "not RAM, made shared";
-        swp->faults_no_ram += !ret;
+        stat64_add(&swp->faults_no_ram, !ret);
     } else if (state >= 0 &&
                state != (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
                                    KVM_GUEST_MEMFD_RANGE_SHARED)) {
         what = "raced with a conversion, retried";
-        swp->faults_retried++;
+        stat64_add(&swp->faults_retried, 1);
     } else if (state >= 0 && kvm_guest_memfd_changed_since_run()) {
         /* Converted, and back again, since KVM saw the fault */
         what = "raced with conversions, retried";
-        swp->faults_retried++;
+        stat64_add(&swp->faults_retried, 1);
     } else {
         what = state == -EINVAL ? "not private-capable RAM" :
                "KVM cannot serve it as it is";
@@ -192,7 +193,7 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
     }
     trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
     if (ret) {
-        swp->faults_failed++;
+        stat64_add(&swp->faults_failed, 1);
         error_report("sw-protected-guest: the guest's %s access to "
                      "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
                      private ? "private" : "shared", gpa, size, what);
@@ -455,7 +456,7 @@ static int swp_kvm_init(ConfidentialGuestSupport *cgs, Error **errp)
 static void swp_get_counter(Object *obj, Visitor *v, const char *name,
                             void *opaque, Error **errp)
 {
-    uint64_t value = *(uint64_t *)((char *)obj + (uintptr_t)opaque);
+    uint64_t value = stat64_get((Stat64 *)((char *)obj + (uintptr_t)opaque));
 
     visit_type_uint64(v, name, &value, errp);
 }
