@@ -130,7 +130,8 @@ def conversion_table(data, out, plot):
         "on it); *VMM*: the floor with the guest's exits, a minimal VMM of ours "
         "(bench/floor/vmm.c) whose guest makes the same hypercalls, answered "
         "with the same calls, in a VM shaped like QEMU's (2 GiB, one "
-        "guest_memfd memslot, a 64-bit guest); *no vCPU*: the two-copy calls alone "
+        "guest_memfd memslot, KVM's irqchip and PIT, a 64-bit guest); "
+        "*no vCPU*: the two-copy calls alone "
         "(bench/floor/convert.c).  Goals: in place at least 2x two-copy from "
         "2 MiB up; QEMU at least 0.8 of the VMM at 4 KiB, 0.95 from 2 MiB." %
         data["kernel"])
