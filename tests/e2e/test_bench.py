@@ -12,6 +12,19 @@ import time
 from gmemtest import BUILD, ROOT, require_gmem_mmap
 
 
+OUTPUTS = ["results.png", "results.md"] + ["part%d.json" % n for n in range(1, 6)]
+
+
+def assert_written(folder, names, start):
+    """Each of names in folder was written since start (time.time()): a
+    file left by an earlier run, or empty, does not count."""
+    for name in names:
+        path = os.path.join(folder, name)
+        assert os.path.exists(path) and os.path.getsize(path) > 0 and \
+            os.path.getmtime(path) >= start, \
+            "this run did not write %s (missing, empty or older)" % path
+
+
 def test_bench_smoke():
     require_gmem_mmap()
     start = time.time()
@@ -24,10 +37,7 @@ def test_bench_smoke():
     assert len(rows) == 6, p.stdout
     assert "| guest-memfd, prealloc-threads=2 |" in p.stdout, p.stdout
     out = os.path.join(BUILD, "bench-smoke")
-    for name in ["results.png", "results.md"] + ["part%d.json" % n for n in range(1, 6)]:
-        path = os.path.join(out, name)
-        assert os.path.getsize(path) > 0 and os.path.getmtime(path) >= start, \
-            "this run did not write %s (missing, empty or older)" % path
+    assert_written(out, OUTPUTS, start)
     # Traceable: each part's raw data says where it came from.
     for n in range(1, 6):
         with open(os.path.join(out, "part%d.json" % n)) as f:

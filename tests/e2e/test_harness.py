@@ -1,6 +1,7 @@
 """The test machinery's own judgement, shown failing where no kernel at
 hand would make it fail: what the rig's runner of Linux's KVM selftests
-(tests/rig/kvm_selftests.py run()) counts as a pass.
+(tests/rig/kvm_selftests.py run()) counts as a pass, and what the
+benchmark's smoke test (test_bench.py) counts as written by its run.
 
 Linux 7.2's KVM selftests print no kselftest counts; they exit 0 after
 leaving parts of themselves out ("Skipping tests for KVM_MEM_GUEST_MEMFD
@@ -18,11 +19,14 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import sys
 import tempfile
+import time
 
 from gmemtest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "rig"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import kvm_selftests  # noqa: E402
+from test_bench import assert_written  # noqa: E402
 
 NAME = "set_memory_region_test"
 SEED = "Random seed: 0x6b8b4567\nTesting KVM_RUN with zero added memory regions\n"
@@ -71,3 +75,32 @@ def test_selftest_skipping_itself_is_a_failure():
         return "failed as it should: %s" % e
     raise AssertionError("a selftest that skipped itself counted as a pass: %s"
                          % said)
+
+
+def test_bench_output_left_by_an_earlier_run_is_a_failure():
+    """test_bench's check that the run wrote its plot and tables: a file
+    there from before the run (the plot of an earlier run, say) fails it,
+    as does an empty or missing one; a fresh one passes."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "results.png")
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG")
+        start = time.time()
+        os.utime(path, (start - 60, start - 60))
+        failures = []
+        for what, setup in (("older", lambda: None),
+                            ("empty", lambda: open(path, "wb").close()),
+                            ("missing", lambda: os.unlink(path))):
+            setup()
+            if what == "empty":
+                os.utime(path, (start + 1, start + 1))
+            try:
+                assert_written(folder, ["results.png"], start)
+            except AssertionError as e:
+                assert "did not write" in str(e), e
+                failures.append(what)
+        assert failures == ["older", "empty", "missing"], failures
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG")
+        assert_written(folder, ["results.png"], start)
+    return "failed as it should for a file older than the run, empty, missing"
