@@ -77,30 +77,33 @@ def test_selftest_skipping_itself_is_a_failure():
                          % said)
 
 
+def written_fails(folder, start):
+    """Whether assert_written() fails on folder's results.png."""
+    try:
+        assert_written(folder, ["results.png"], start)
+    except AssertionError as e:
+        assert "did not write" in str(e), e
+        return True
+    return False
+
+
 def test_bench_output_left_by_an_earlier_run_is_a_failure():
     """test_bench's check that the run wrote its plot and tables: a file
     there from before the run (the plot of an earlier run, say) fails it,
     as does an empty or missing one; a fresh one passes."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "results.png")
-        with open(path, "wb") as f:
-            f.write(b"\x89PNG")
         start = time.time()
-        os.utime(path, (start - 60, start - 60))
-        failures = []
-        for what, setup in (("older", lambda: None),
-                            ("empty", lambda: open(path, "wb").close()),
-                            ("missing", lambda: os.unlink(path))):
-            setup()
-            if what == "empty":
-                os.utime(path, (start + 1, start + 1))
-            try:
-                assert_written(folder, ["results.png"], start)
-            except AssertionError as e:
-                assert "did not write" in str(e), e
-                failures.append(what)
-        assert failures == ["older", "empty", "missing"], failures
         with open(path, "wb") as f:
             f.write(b"\x89PNG")
-        assert_written(folder, ["results.png"], start)
+        os.utime(path, (start - 60, start - 60))
+        assert written_fails(folder, start), "a plot older than the run passed"
+        open(path, "wb").close()
+        os.utime(path, (start + 1, start + 1))
+        assert written_fails(folder, start), "an empty plot passed"
+        os.unlink(path)
+        assert written_fails(folder, start), "a missing plot passed"
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG")
+        assert not written_fails(folder, start), "a fresh plot failed"
     return "failed as it should for a file older than the run, empty, missing"
