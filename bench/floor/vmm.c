@@ -7,7 +7,7 @@
  * VM whose RAM bytes of memory, but for the first MiB, are one guest_memfd
  * memslot at 1 MiB, the in-kernel interrupt controllers and PIT that QEMU's
  * q35 machine creates by default (kernel-irqchip=on: KVM then checks the
- * local APIC on every entry, about a tenth of a 4 KiB conversion in the
+ * local APIC on every entry, about 13% of a 4 KiB conversion in the
  * rig), and a guest in 64-bit mode on 2 MiB pages.  Each run,
  * on the TOTAL bytes at 1 GiB, the guest:
  *
