@@ -1,7 +1,8 @@
 """The test machinery's own judgement, shown failing where no kernel at
 hand would make it fail: what the rig's runner of Linux's KVM selftests
-(tests/rig/kvm_selftests.py run()) counts as a pass, and what the
-benchmark's smoke test (test_bench.py) counts as written by its run.
+(tests/rig/kvm_selftests.py run()) counts as a pass, what the
+benchmark's smoke test (test_bench.py) counts as written by its run, and
+what the test command does with a test module it cannot load.
 
 Linux 7.2's KVM selftests print no kselftest counts; they exit 0 after
 leaving parts of themselves out ("Skipping tests for KVM_MEM_GUEST_MEMFD
@@ -16,6 +17,9 @@ rig instead of skipping; so these run run() on stand-ins that print what
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
+import importlib.util
+import io
 import os
 import sys
 import tempfile
@@ -107,3 +111,21 @@ def test_bench_output_left_by_an_earlier_run_is_a_failure():
             f.write(b"\x89PNG")
         assert not written_fails(folder, start), "a fresh plot failed"
     return "failed as it should for a file older than the run, empty, missing"
+
+
+def test_module_that_cannot_load_is_a_failure():
+    """tests/run.py reports a test module it cannot load as a failure of
+    its own and goes on with the rest, rather than ending the run with a
+    traceback and no summary line (as it did when a module imported a
+    name its library no longer had)."""
+    spec = importlib.util.spec_from_file_location(
+        "gm_run", os.path.join(ROOT, "tests", "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    res = run.Results()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run.run_e2e(res, "test_no_such_module", "")
+    assert res.counts == {"PASS": 0, "FAIL": 1, "SKIP": 0}, res.counts
+    assert res.failed == ["e2e/no_such_module/load"], res.failed
+    return out.getvalue().strip().split(": ", 1)[0]
