@@ -60,8 +60,13 @@ class Libvirtd:
             f.write(QEMU_CONF)
         with open(os.path.join(self.dir, "etc", "libvirtd.conf"), "w") as f:
             f.write('unix_sock_group = "root"\n')
-        binds = "".join("mkdir -p %s && mount --bind %s %s && " %
-                        (target, os.path.join(self.dir, sub), target)
+        # A folder the daemon needs that this root lacks (/run/libvirt,
+        # made at run time) on a root that is read-only (the rig's): a
+        # tmpfs on its parent, in the daemon's mount namespace only.
+        binds = "".join("{ mkdir -p %s 2>/dev/null || { mount -t tmpfs tmpfs %s && "
+                        "mkdir %s; }; } && mount --bind %s %s && " %
+                        (target, os.path.dirname(target), target,
+                         os.path.join(self.dir, sub), target)
                         for sub, target in DIRS.items())
         script = binds + "exec libvirtd --pid-file %s" % os.path.join(
             self.dir, "libvirtd.pid")
