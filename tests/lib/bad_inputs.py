@@ -97,7 +97,7 @@ CASES = [
          ["-m", "64M,slots=2,maxmem=1G", "-device", "pc-dimm,id=a,memdev=d0",
           "-device", "pc-dimm,id=b,memdev=d0"]),
     Case("command line", "sw-protected-guest where KVM has no "
-         "software-protected VM type (this host's 6.18)",
+         "software-protected VM type (Debian's kernels, for one)",
          "has no software-protected VM type",
          args=swp(gobj(",mmap=off"))),
     Case("command line", "sw-protected-guest with RAM from "
