@@ -1,7 +1,9 @@
 """The nested rig (tests/rig): builds the project's kernel (or finds it
 cached) and the initramfs, boots the rig once under TCG and runs
 tests/rig/rig_tests.py in it; once more for Linux's KVM selftests
-(tests/rig/kvm_selftests.py).  Each in-rig test is reported as its own
+(tests/rig/kvm_selftests.py); on a host whose own KVM cannot run guests
+from guest_memfd, once more for the host's KVM tests (HOST_MODULES).
+Each in-rig test is reported as its own
 result.  If the project's kernel, initramfs or selftests cannot be built,
 or the rig cannot be booted, that is a FAIL with the reason, never a pass
 or a skip; only Debian's kernels, when they cannot be downloaded, SKIP.
@@ -14,7 +16,7 @@ import re
 import os
 import subprocess
 
-from gmemtest import ROOT
+from gmemtest import ROOT, gmem_mmap_lacking
 from rig import build_rig, run_build, run_rig
 
 LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
@@ -40,6 +42,16 @@ SWITCHED_OFF = [
     ("rig-gmem_in_place_conversion=0", "kvm.gmem_in_place_conversion=0",
      ["rig_tests", "kvm_selftests"]),
 ]
+
+
+# The host's end-to-end tests that need KVM with a mappable guest_memfd
+# (Linux 6.18+).  On a host whose KVM cannot run them (none at all, as on
+# machines that are themselves guests without nested KVM, or too old a
+# kernel) they SKIP there and run in a rig boot of their own instead, on
+# the rig kernel's KVM, named host-in-rig/<module>/<test>; so do the cases of
+# our qtest that need KVM (tests/rig/qtest_kvm.py).
+HOST_MODULES = ["test_payload", "test_backend", "test_migration", "test_libvirt",
+                "qtest_kvm"]
 
 
 def wanted(prefix, select):
@@ -85,6 +97,16 @@ def run_all(report, select=""):
             report("FAIL", "rig/linux-guest-build", why)
         run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
     rig_group(report, select, "rig", main_rig)
+
+    _, lacking = gmem_mmap_lacking()
+    if lacking:
+        def host_rig(sub, kernel, initramfs):
+            print("# host-in-rig: this host's KVM cannot run the KVM tests (%s): "
+                  "they run in the rig" % lacking, flush=True)
+            # test_backend preallocates 4 GiB at run time.
+            run_one(report, "host-in-rig", kernel, initramfs, HOST_MODULES, sub,
+                    timeout=1800, mem="6G")
+        rig_group(report, select, "host-in-rig", host_rig)
 
     # Two-vCPU guests that run long (tests/rig/hostile_tests.py: the
     # conversion race, the hostile guest), in a boot of its own

@@ -126,21 +126,38 @@ def in_place_supported():
         os.close(vm)
 
 
+# Where a host test that needs KVM runs when this host cannot run it
+# (tests/e2e/test_rig.py, HOST_MODULES)
+IN_RIG_INSTEAD = "; make check runs it in the nested rig instead (host-in-rig/...)"
+
+
 def require_kvm():
     caps, why = kvm_caps()
     if caps is None:
-        raise Skip("no usable KVM (%s)" % why)
+        raise Skip("no usable KVM (%s)%s" % (
+            why, "" if os.environ.get("GM_IN_RIG") else IN_RIG_INSTEAD))
     return caps
 
 
-def require_gmem_mmap():
-    caps = require_kvm()
+def gmem_mmap_lacking():
+    """(caps, None) if this host's KVM runs guests from a guest_memfd
+    mapped shared (Linux 6.18+), else (None, why not)."""
+    caps, why = kvm_caps()
     want = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED
+    if caps is None:
+        return None, "no usable KVM (%s)" % why
     if not caps["guest_memfd"] or not caps["user_memory2"]:
-        raise Skip("host KVM has no guest_memfd (Linux 6.8+ needed)")
+        return None, "host KVM has no guest_memfd (Linux 6.8+ needed)"
     if caps["guest_memfd_flags"] & want != want:
-        raise Skip("host KVM's guest_memfd cannot be mmap()ed shared "
-                   "(GUEST_MEMFD_FLAG_MMAP|INIT_SHARED, Linux 6.18+ needed)")
+        return None, ("host KVM's guest_memfd cannot be mmap()ed shared "
+                      "(GUEST_MEMFD_FLAG_MMAP|INIT_SHARED, Linux 6.18+ needed)")
+    return caps, None
+
+
+def require_gmem_mmap():
+    caps, why = gmem_mmap_lacking()
+    if caps is None:
+        raise Skip(why + ("" if os.environ.get("GM_IN_RIG") else IN_RIG_INSTEAD))
     return caps
 
 

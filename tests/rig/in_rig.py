@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Runs inside the rig (tests/rig/init): the test_* functions of test
-modules of tests/rig/ (rig_tests by default), one line each into
-results.txt in the results folder ($GM_RIG_RESULTS):
+modules of tests/rig/ (rig_tests by default), or of the host's
+end-to-end modules in tests/e2e/ (test_backend, ...: their tests are
+named <module without test_>/<test>, as tests/run.py names them; a
+module's RIG_PREFIX, if it has one, goes before its tests' names), one
+line each into results.txt in the results folder ($GM_RIG_RESULTS):
 'PASS|FAIL|SKIP name: detail'.
 
   in_rig.py [--module NAME[:SUBSTRING]]... [SUBSTRING]
@@ -15,6 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, HERE)
 import runner  # noqa: E402
 
@@ -38,8 +42,10 @@ def main():
         module, _, select = spec.partition(":")
         mod = importlib.import_module(module)
         select = select or default
-        tests += [(n, f) for n, f in runner.tests_of(mod)
-                  if not select or select in n]
+        prefix = getattr(mod, "RIG_PREFIX",
+                         module[5:] + "/" if module.startswith("test_") else "")
+        tests += [(prefix + n, f) for n, f in runner.tests_of(mod)
+                  if not select or select in prefix + n]
     with open(OUT, "w") as out:
         for name, func in tests:
             status, detail, secs = runner.run(name, func)
