@@ -1,5 +1,6 @@
 # Entry points.  Everything builds on demand; see README.md.
 #   make run     build, then boot the payload with its RAM in guest_memfd
+#                (in the nested rig, on a host whose KVM cannot)
 #   make check   build, then run every test
 #   make check-quick  the same without the nested rig and the benchmark's
 #                smoke run (everyday runs; not a substitute for make check)

@@ -4,6 +4,11 @@ memory-backend-guest-memfd, and show what that looks like from the host:
 the guest's result, the guest_memfd QEMU holds, how much memory it holds,
 and the guest's bytes read back through QEMU.
 
+On a host whose own KVM cannot run guests from a guest_memfd (no
+/dev/kvm, as on a machine that is itself a guest without nested KVM, or a
+kernel older than 6.18) it runs in the nested rig instead: the project's
+kernel under TCG, this QEMU on the rig kernel's KVM (docs/devel/rig.rst).
+
   scripts/main-job.py [--size MiB]      (make run builds first)
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -16,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "lib"))
-from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu, Skip,  # noqa: E402
-                      gmem_fds, mappings, meminfo, payload_args,
-                      payload_result, pattern_mismatches, require_gmem_mmap)
+from gmemtest import (FLAG_HALT, KIND_GUEST, Qemu,  # noqa: E402
+                      gmem_fds, gmem_mmap_lacking, mappings, meminfo,
+                      payload_args, payload_result, pattern_mismatches)
 
 MiB = 1 << 20
 
@@ -35,19 +40,67 @@ def mapping_rss(pid, start):
     return 0
 
 
+def in_rig(opts, lacking):
+    """Run the main job in the nested rig (the project's kernel under TCG,
+    with KVM inside it: tests/lib/rig.py), on a host whose own KVM cannot
+    run it, and print what it printed there."""
+    from rig import build_rig, run_rig
+    print("main job: this host's KVM cannot run it (%s); running it in the "
+          "nested rig: the project's kernel under TCG, this QEMU on its KVM"
+          % lacking, flush=True)
+    t0 = time.time()
+    kernel, initramfs, why = build_rig()
+    if why:
+        print("main job: the rig cannot be built: %s" % why)
+        return 1
+    res = run_rig(kernel, initramfs, ["/usr/bin/python3", "scripts/main-job.py",
+                                      "--size", str(opts.size)], timeout=600)
+    out = res.results.get(OUT_NAME)
+    if out is None:
+        tail = "\n".join(res.console.strip().splitlines()[-15:])
+        print("main job: no output from the rig (%.0fs); its console ends:\n%s"
+              % (res.wall, tail))
+        return 1
+    sys.stdout.write(out)
+    print("rig: built or found cached, booted, ran the job and powered off "
+          "in %.0fs" % (time.time() - t0))
+    return res.exit_code if res.exit_code is not None else 1
+
+
+# In the rig, the job's output also goes to this file of the results
+# folder, for in_rig() to print on the host.
+OUT_NAME = "main-job.txt"
+
+
+class Tee:
+    def __init__(self, *files):
+        self.files = files
+
+    def write(self, text):
+        for f in self.files:
+            f.write(text)
+            f.flush()
+
+    def flush(self):
+        for f in self.files:
+            f.flush()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256, help="guest RAM in MiB")
     opts = ap.parse_args()
     size = opts.size * MiB
 
-    try:
-        caps = require_gmem_mmap()
-    except Skip as e:
-        print("main job: cannot run here: %s" % e)
-        return 1
-    print("host: Linux %s; KVM guest_memfd flags 0x%x (MMAP|INIT_SHARED), "
-          "memory attributes 0x%x" % (os.uname().release,
+    caps, lacking = gmem_mmap_lacking()
+    if caps is None:
+        if os.environ.get("GM_IN_RIG"):
+            print("main job: cannot run here: %s" % lacking)
+            return 1
+        return in_rig(opts, lacking)
+    print("host%s: Linux %s; KVM guest_memfd flags 0x%x (MMAP|INIT_SHARED), "
+          "memory attributes 0x%x" % (" (the nested rig)" if os.environ.get("GM_IN_RIG")
+                                      else "", os.uname().release,
                                       caps["guest_memfd_flags"],
                                       caps["memory_attributes"]))
 
@@ -74,8 +127,9 @@ def main():
         for fd, ino in sorted(fds.items()):
             st = os.stat("/proc/%d/fd/%d" % (pid, fd))
             maps = [m for m in mappings(pid) if m[3] == ino]
-            print("guest_memfd: fd %d of QEMU (pid %d), anon_inode:[kvm-gmem] "
-                  "inode %d, size %d MiB" % (fd, pid, ino, st.st_size // MiB))
+            print("guest_memfd: fd %d of QEMU (pid %d), %s inode %d, size %d MiB"
+                  % (fd, pid, os.readlink("/proc/%d/fd/%d" % (pid, fd)), ino,
+                     st.st_size // MiB))
             for start, end, perms, _, path in maps:
                 print("  mapped %s at 0x%x-0x%x (%d MiB), %d MiB resident in "
                       "that mapping" % (perms, start, end, (end - start) // MiB,
@@ -97,4 +151,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if os.environ.get("GM_RIG_RESULTS"):
+        sys.stdout = Tee(sys.stdout, open(os.path.join(
+            os.environ["GM_RIG_RESULTS"], OUT_NAME), "w"))
     sys.exit(main())
