@@ -54,8 +54,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 from gmemtest import (BUILD, FLAG_HALT, KIND_GUEST, ROOT, Qemu,  # noqa: E402
-                      meminfo, payload_args, payload_result, proc_status,
-                      require_gmem_mmap)
+                      gmem_mmap_lacking, meminfo, payload_args,
+                      payload_result, proc_status)
 from rig import build_rig, run_rig  # noqa: E402
 import report  # noqa: E402
 from report import BACKENDS, GiB, MiB, SHORT  # noqa: E402
@@ -201,6 +201,48 @@ def rig_parts(opts, floors):
             for p in parts}, None
 
 
+def host_parts_in_rig(opts, parts, lacking):
+    """Parts 1 and 2 (those of parts) in a boot of the rig, for a host
+    whose own KVM cannot run guests from a guest_memfd: ({part: raw
+    data}, the rig's machine phrase)."""
+    kernel, initramfs, why = build_rig()
+    if why:
+        raise RuntimeError("parts %s need KVM, which this host lacks (%s), "
+                           "and the rig cannot be built: %s" % (
+                               sorted(parts), lacking, why))
+    sizes = [parse_size(x) for x in opts.sizes.split(",")]
+    # Part 1's largest guest, written full in each of two backends' runs
+    # one after the other, and the kernel's own.
+    mem = max(max(sizes), parse_size(opts.prealloc_size)) * 2 + 2 * GiB
+    # The rig's command line cannot hold commas.
+    words = ["/usr/bin/python3", "bench/run.py", "--in-rig", "--runs", str(opts.runs),
+             "--sizes", opts.sizes.replace(",", "+"),
+             "--prealloc-size", opts.prealloc_size,
+             "--parts", "+".join(str(p) for p in sorted(parts))]
+    rig = run_rig(kernel, initramfs, words, timeout=5400, mem="%dM" % (mem // MiB))
+    if "host-parts.json" not in rig.results:
+        raise RuntimeError("parts %s failed in the rig (%.0fs): %s" % (
+            sorted(parts), rig.wall,
+            " | ".join(rig.console.strip().splitlines()[-12:])))
+    res = json.loads(rig.results["host-parts.json"])
+    return {int(p): d for p, d in res["parts"].items()}, res["machine"]
+
+
+def in_rig_host_parts(opts):
+    """bench/run.py --in-rig: parts 1 and 2 here, in the rig, with the
+    floor programs the host built; the raw data to the results folder."""
+    floors = {name: os.path.join(BUILD, "bench", name)
+              for name in ("gmem-fallocate", "anon-populate")}
+    data = {}
+    if 1 in opts.parts:
+        data[1] = startup_part(opts)
+    if 2 in opts.parts:
+        data[2] = prealloc_part(opts, floors)
+    with open(os.path.join(os.environ["GM_RIG_RESULTS"], "host-parts.json"), "w") as f:
+        json.dump({"parts": data, "machine": "the nested rig (%s)" % machine()}, f)
+    return 0
+
+
 def machine():
     """This machine, in a phrase."""
     model = "unknown CPU"
@@ -240,6 +282,8 @@ def main():
     ap.add_argument("--parts", default="1,2,3,4,5",
                     help="which parts to run (1-2 on this host, 3-5 in the rig)")
     ap.add_argument("--smoke", action="store_true")
+    # Parts 1 and 2 inside the rig (host_parts_in_rig); lists use '+'.
+    ap.add_argument("--in-rig", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--outdir", help="results folder (default: docs/benchmarks, "
                     "or build/bench-smoke with --smoke)")
     opts = ap.parse_args()
@@ -251,8 +295,14 @@ def main():
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
         opts.chunks, opts.footprint_sizes = "4K", "256M"
         opts.migration_size, opts.migration_runs = "128M", 1
+    if opts.in_rig:
+        opts.sizes = opts.sizes.replace("+", ",")
+        opts.parts = {int(p) for p in opts.parts.split("+")}
+        return in_rig_host_parts(opts)
     opts.parts = {int(p) for p in opts.parts.split(",")}
-    require_gmem_mmap()
+    # Parts 1 and 2 run on this host's KVM, or in the rig if it has none
+    # that runs guests from a guest_memfd.
+    _, lacking = gmem_mmap_lacking()
     floors = build_floors()
 
     commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
@@ -265,9 +315,20 @@ def main():
                 "args": " ".join(sys.argv[1:]) or "(defaults)",
                 "wall": time.time() - t0}
 
+    host_parts = opts.parts & {1, 2}
+    if host_parts and lacking:
+        print("bench: parts %s in the nested rig: this host's KVM cannot run "
+              "them (%s)" % (sorted(host_parts), lacking), flush=True)
+        t0 = time.time()
+        data, where = host_parts_in_rig(opts, host_parts, lacking)
+        for part in sorted(data):
+            save(opts.outdir, part, data[part],
+                 dict(meta(t0), machine=where + " on " + machine()))
+            print("bench: part %d done" % part, flush=True)
+        host_parts = set()
     for part, fn in ((1, lambda: startup_part(opts)),
                      (2, lambda: prealloc_part(opts, floors))):
-        if part in opts.parts:
+        if part in host_parts:
             t0 = time.time()
             save(opts.outdir, part, fn(), meta(t0))
             print("bench: part %d done" % part, flush=True)

@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 
-from gmemtest import BUILD, ROOT, require_gmem_mmap
+from gmemtest import BUILD, ROOT
 
 
 OUTPUTS = ["results.png", "results.md"] + ["part%d.json" % n for n in range(1, 6)]
@@ -26,7 +26,8 @@ def assert_written(folder, names, start):
 
 
 def test_bench_smoke():
-    require_gmem_mmap()
+    # No skip on a host without KVM: the benchmark runs parts 1 and 2 in
+    # the rig then, as it runs parts 3 to 5 anyway.
     start = time.time()
     p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "run.py"),
                         "--smoke"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
