@@ -1331,9 +1331,22 @@ def live_migration(accel):
                 assert src.qmp.cmd("query-status")["status"] == "running"
                 wait_counter(src, counters(src)[-1])
                 return "refused: " + info["error-desc"]
-            src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 1000})
-            before = counters(src)[-1]
+            # Slow at first, so that the guest surely runs and writes while
+            # the migration is under way (unthrottled, a fast machine sent
+            # all 32 MiB before the guest finished a pass); then unthrottled,
+            # so that it converges.
+            src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 1000,
+                                                     "max-bandwidth": MiB})
             src.qmp.cmd("migrate", uri="unix:" + sock)
+            deadline = time.time() + 60
+            while src.qmp.cmd("query-migrate")["status"] == "setup":
+                assert time.time() < deadline, "the migration stayed in setup"
+                time.sleep(0.05)
+            before = counters(src)[-1]
+            wait_counter(src, before)
+            status = src.qmp.cmd("query-migrate")["status"]
+            assert status == "active", "the migration is %s, not under way" % status
+            src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 64 << 30})
             info = wait_migration(src, 600)
             assert info["status"] == "completed", info
             assert wait_migration(dst)["status"] == "completed"
