@@ -35,8 +35,12 @@ DEBIAN_KERNELS = [
 # Rig boots with one of the kernel series' switches off: (name, kernel
 # arguments, in-rig modules with the tests to run of each).
 SWITCHED_OFF = [
+    # The host's refusals of live migration too: they need a KVM that
+    # does not log guest_memfd's dirty pages, which no host may have.
     ("rig-gmem_dirty_logging=0", "kvm.gmem_dirty_logging=0",
-     ["rig_tests:migration", "kvm_selftests:guest_memfd_test"]),
+     ["rig_tests:migration", "kvm_selftests:guest_memfd_test",
+      "test_migration:live_migration_refused",
+      "test_migration:resumed_during_migration"]),
     # Linux 7.2's VM-wide memory attributes: everything the rig tests
     # and the selftests do still works.
     ("rig-gmem_in_place_conversion=0", "kvm.gmem_in_place_conversion=0",
