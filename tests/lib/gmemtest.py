@@ -131,11 +131,16 @@ def in_place_supported():
 IN_RIG_INSTEAD = "; make check runs it in the nested rig instead (host-in-rig/...)"
 
 
+def skip_host_kvm_test(why):
+    """Skip a test that needs this host's KVM, saying where it runs
+    instead (nowhere else if this is the rig)."""
+    raise Skip(why + ("" if os.environ.get("GM_IN_RIG") else IN_RIG_INSTEAD))
+
+
 def require_kvm():
     caps, why = kvm_caps()
     if caps is None:
-        raise Skip("no usable KVM (%s)%s" % (
-            why, "" if os.environ.get("GM_IN_RIG") else IN_RIG_INSTEAD))
+        skip_host_kvm_test("no usable KVM (%s)" % why)
     return caps
 
 
@@ -157,7 +162,7 @@ def gmem_mmap_lacking():
 def require_gmem_mmap():
     caps, why = gmem_mmap_lacking()
     if caps is None:
-        raise Skip(why + ("" if os.environ.get("GM_IN_RIG") else IN_RIG_INSTEAD))
+        skip_host_kvm_test(why)
     return caps
 
 
