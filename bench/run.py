@@ -126,12 +126,16 @@ def floor_seconds(program, size):
     return float(out.strip())
 
 
+def floor_path(name):
+    """Where build_floors() puts the floor program name."""
+    return os.path.join(BUILD, "bench", name)
+
+
 def build_floors():
-    out = os.path.join(BUILD, "bench")
-    os.makedirs(out, exist_ok=True)
+    os.makedirs(floor_path(""), exist_ok=True)
     progs = {}
     for name in ("gmem-fallocate", "anon-populate", "convert", "vmm"):
-        exe = os.path.join(out, name)
+        exe = floor_path(name)
         subprocess.run(["cc", "-O2", "-Wall", "-Werror",
                         "-I", os.path.join(BUILD, "qemu-src", "linux-headers"),
                         "-o", exe, os.path.join(HERE, "floor", name + ".c")],
@@ -231,8 +235,7 @@ def host_parts_in_rig(opts, parts, lacking):
 def in_rig_host_parts(opts):
     """bench/run.py --in-rig: parts 1 and 2 here, in the rig, with the
     floor programs the host built; the raw data to the results folder."""
-    floors = {name: os.path.join(BUILD, "bench", name)
-              for name in ("gmem-fallocate", "anon-populate")}
+    floors = {name: floor_path(name) for name in ("gmem-fallocate", "anon-populate")}
     data = {}
     if 1 in opts.parts:
         data[1] = startup_part(opts)
