@@ -14,11 +14,12 @@ set -euo pipefail
 
 # As named in tools/testing/selftests/kvm/Makefile.kvm (x86 list), the
 # ones about guest_memfd, memory attributes and private memory, and the
-# kernel series' own (kernel-patches/gmem-in-place).
+# kernel series' own (kernel-patches/gmem-in-place, sw-intent-bit).
 TESTS=(guest_memfd_test
        x86/private_mem_conversions_test
        x86/private_mem_kvm_exits_test
        x86/gmem_in_place_conversion_test
+       x86/sw_protected_intent_bit_test
        set_memory_region_test
        pre_fault_memory_test)
 

@@ -174,6 +174,16 @@ def test_gmem_in_place_conversion_test():
         "; in-place conversion %s" % ("on" if on else "off (refused)")
 
 
+def test_sw_protected_intent_bit_test():
+    """kernel-patches/sw-intent-bit: KVM_CAP_X86_SW_PROTECTED_INTENT_BIT:
+    every bad input refused; a guest whose accesses with the bit are
+    private exits with KVM_EXIT_MEMORY_FAULT where its intent differs
+    from the attributes, both ways, and conversions and holes punched
+    reach its mappings at both addresses."""
+    return run("x86/sw_protected_intent_bit_test", must_say=(
+        "Intent bit: bad inputs refused", "Intent bit: guest accesses ok"))
+
+
 def test_private_mem_conversions_test():
     """KVM_X86_SW_PROTECTED_VM: the guest converts ranges with
     KVM_HC_MAP_GPA_RANGE, the host sets the attributes and punches holes."""
