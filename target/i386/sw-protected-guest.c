@@ -26,6 +26,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qemu/stats64.h"
+#include "qemu/units.h"
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
 #include "hw/i386/x86.h"
@@ -70,7 +71,21 @@ struct SwProtectedGuest {
     Stat64 faults_retried;      /* raced with a conversion */
     Stat64 faults_no_ram;       /* private accesses outside RAM, made shared */
     Stat64 faults_failed;       /* faults that stopped the vCPU */
+    Stat64 faults_to_private;   /* implicit conversions (intent-bit) */
+    Stat64 faults_to_shared;
+
+    /* The GPA bit that makes an access private, 0 for none */
+    uint32_t intent_bit;
 };
+
+/*
+ * KVM_CAP_X86_SW_PROTECTED_INTENT_BIT (kernel-patches/sw-intent-bit): a
+ * GPA bit with which the guest's accesses say they are private
+ */
+#ifndef KVM_CAP_X86_SW_PROTECTED_INTENT_BIT
+#define KVM_CAP_X86_SW_PROTECTED_INTENT_BIT 251
+#endif
+#define SWP_INTENT_BIT_MIN 32
 
 /* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
 #define SWP_MAP_GPA_ATTRS \
@@ -142,6 +157,71 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
 }
 
 /*
+ * KVM_EXIT_MEMORY_FAULT with an intent bit (intent-bit=N): the guest's
+ * access says whether it is private, as on SEV-SNP and TDX, and one whose
+ * intent differs from the range's state asks for the range to be
+ * converted, implicitly: QEMU converts it, as it would for a hypercall,
+ * and the vCPU makes the access again.  But not when a conversion may
+ * have overtaken the fault: if the range already matches the access, or
+ * memory attributes changed since the vCPU entered KVM_RUN (the guest
+ * converted the range and back meanwhile), the vCPU only retries, and
+ * faults again if it still must; so the guest's data is never dropped on
+ * a stale fault.  A private access to what is not private-capable RAM
+ * cannot be served, nor made to match: the vCPU stops.
+ *
+ * Called without the BQL, which the conversion takes a piece at a time.
+ */
+static int swp_intent_fault(SwProtectedGuest *swp, hwaddr gpa, uint64_t size,
+                            bool private)
+{
+    const char *what = NULL;
+    bool changed;
+    int state, ret = 0;
+
+    bql_lock();
+    state = kvm_guest_memfd_range_state(gpa, size);
+    changed = kvm_guest_memfd_changed_since_run();
+    bql_unlock();
+
+    if (state == -EINVAL) {
+        what = "not private-capable RAM";
+        ret = -EFAULT;
+    } else if (state == (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
+                                   KVM_GUEST_MEMFD_RANGE_SHARED)) {
+        what = "raced with a conversion, retried";
+        stat64_add(&swp->faults_retried, 1);
+    } else if (changed) {
+        what = "raced with conversions, retried";
+        stat64_add(&swp->faults_retried, 1);
+    } else {
+        ret = kvm_guest_memfd_convert(gpa, size, private);
+        if (ret == -EINVAL) {
+            /* Memory unplugged meanwhile */
+            what = "not private-capable RAM";
+            ret = -EFAULT;
+        } else if (ret) {
+            what = "the conversion failed";
+        } else if (private) {
+            what = "converted to private";
+            stat64_add(&swp->faults_to_private, 1);
+            stat64_add(&swp->bytes_to_private, size);
+        } else {
+            what = "converted to shared";
+            stat64_add(&swp->faults_to_shared, 1);
+            stat64_add(&swp->bytes_to_shared, size);
+        }
+    }
+    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
+    if (ret) {
+        stat64_add(&swp->faults_failed, 1);
+        error_report("sw-protected-guest: the guest's %s access to "
+                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
+                     private ? "private" : "shared", gpa, size, what);
+    }
+    return ret;
+}
+
+/*
  * KVM_EXIT_MEMORY_FAULT.  In a software-protected VM, KVM takes an access
  * as private or shared from the memory attributes, so the guest never
  * asks for an implicit conversion this way, and none is made.  KVM exits:
@@ -168,6 +248,9 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
 
     if (!swp) {
         return -ENOSYS;
+    }
+    if (swp->intent_bit) {
+        return swp_intent_fault(swp, gpa, size, private);
     }
     /* Each piece of a conversion, and memory hot-unplug, hold the BQL. */
     BQL_LOCK_GUARD();
@@ -239,6 +322,38 @@ static bool swp_check_ram(MachineState *ms, Error **errp)
                       TYPE_MEMORY_BACKEND_GUEST_MEMFD,
                       kvm_guest_memfd_in_place_supported() ? "on" : "off");
     return false;
+}
+
+/*
+ * With an intent bit, the guest reaches its memory with and without the
+ * bit, so the memory lies below it (KVM refuses memslots that reach it):
+ * RAM, and the range DIMMs can be plugged into.
+ */
+static bool swp_check_intent_bit(SwProtectedGuest *swp, MachineState *ms,
+                                 Error **errp)
+{
+    X86MachineState *x86ms = X86_MACHINE(ms);
+    uint64_t end = 4 * GiB;
+
+    if (!swp->intent_bit) {
+        return true;
+    }
+    if (x86ms->above_4g_mem_size) {
+        end = x86ms->above_4g_mem_start + x86ms->above_4g_mem_size;
+    }
+    if (ms->device_memory) {
+        end = MAX(end, ms->device_memory->base +
+                       memory_region_size(&ms->device_memory->mr));
+    }
+    if (end > BIT_ULL(swp->intent_bit)) {
+        error_setg(errp, "sw-protected-guest: intent-bit=%u is below the "
+                   "end of guest memory (0x%" PRIx64 "): memory must lie "
+                   "below the intent bit", swp->intent_bit, end);
+        error_append_hint(errp, "Use a higher intent-bit, or less memory "
+                          "(-m, maxmem).\n");
+        return false;
+    }
+    return true;
 }
 
 static bool swp_share_range(Int128 start, Int128 len, const MemoryRegion *mr,
@@ -389,7 +504,8 @@ static void swp_machine_done(Notifier *n, void *unused)
         return;
     }
 
-    if (!swp_check_ram(current_machine, &err)) {
+    if (!swp_check_ram(current_machine, &err) ||
+        !swp_check_intent_bit(swp, current_machine, &err)) {
         error_report_err(err);
         exit(1);
     }
@@ -426,9 +542,42 @@ static int swp_kvm_type(X86ConfidentialGuest *cg)
     return KVM_X86_SW_PROTECTED_VM;
 }
 
+/* Tell KVM the intent bit, before it has memslots and vCPUs. */
+static bool swp_enable_intent_bit(SwProtectedGuest *swp, Error **errp)
+{
+    int limit = kvm_vm_check_extension(kvm_state,
+                                       KVM_CAP_X86_SW_PROTECTED_INTENT_BIT);
+    int ret;
+
+    if (limit <= 0) {
+        error_setg(errp, "sw-protected-guest: intent-bit needs a KVM that "
+                   "takes the private/shared intent of a software-protected "
+                   "VM's accesses from a GPA bit "
+                   "(KVM_CAP_X86_SW_PROTECTED_INTENT_BIT, the project's "
+                   "kernel-patches/sw-intent-bit); this host's KVM has none");
+        return false;
+    }
+    if (swp->intent_bit >= limit) {
+        error_setg(errp, "sw-protected-guest: intent-bit=%u is not below "
+                   "%d, the first GPA bit this host's KVM cannot take",
+                   swp->intent_bit, limit);
+        error_append_hint(errp, "Use intent-bit=%d.\n", limit - 1);
+        return false;
+    }
+    ret = kvm_vm_enable_cap(kvm_state, KVM_CAP_X86_SW_PROTECTED_INTENT_BIT,
+                            0, BIT_ULL(swp->intent_bit));
+    if (ret) {
+        error_setg_errno(errp, -ret, "sw-protected-guest: KVM refused "
+                         "intent-bit=%u", swp->intent_bit);
+        return false;
+    }
+    return true;
+}
+
 static int swp_kvm_init(ConfidentialGuestSupport *cgs, Error **errp)
 {
     X86MachineState *x86ms = X86_MACHINE(qdev_get_machine());
+    SwProtectedGuest *swp = SW_PROTECTED_GUEST(cgs);
 
     /*
      * SMM maps RAM a second time (its own address space, q35's SMRAM
@@ -449,8 +598,57 @@ static int swp_kvm_init(ConfidentialGuestSupport *cgs, Error **errp)
                    "(KVM_CAP_EXIT_HYPERCALL)");
         return -1;
     }
+    if (swp->intent_bit && !swp_enable_intent_bit(swp, errp)) {
+        return -1;
+    }
     cgs->ready = true;
     return 0;
+}
+
+/* The guest's page tables must be able to hold the intent bit. */
+static int swp_check_features(X86ConfidentialGuest *cg, CPUState *cs)
+{
+    SwProtectedGuest *swp = SW_PROTECTED_GUEST(cg);
+    X86CPU *cpu = X86_CPU(cs);
+
+    if (swp->intent_bit && cpu->phys_bits <= swp->intent_bit) {
+        error_report("sw-protected-guest: intent-bit=%u is not a physical "
+                     "address bit of the guest's CPU (phys-bits=%u)",
+                     swp->intent_bit, cpu->phys_bits);
+        error_printf("Use a CPU model with more physical address bits "
+                     "(-cpu host, or phys-bits=N), or a lower intent-bit.\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void swp_get_intent_bit(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    visit_type_uint32(v, name, &SW_PROTECTED_GUEST(obj)->intent_bit, errp);
+}
+
+static void swp_set_intent_bit(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    SwProtectedGuest *swp = SW_PROTECTED_GUEST(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (phase_check(PHASE_ACCEL_CREATED)) {
+        error_setg(errp, "sw-protected-guest: intent-bit cannot change once "
+                   "KVM is set up");
+        return;
+    }
+    if (value && (value < SWP_INTENT_BIT_MIN || value > 63)) {
+        error_setg(errp, "sw-protected-guest: intent-bit must be 0 (none) "
+                   "or a GPA bit from %d to 63, not %u", SWP_INTENT_BIT_MIN,
+                   value);
+        return;
+    }
+    swp->intent_bit = value;
 }
 
 static void swp_get_counter(Object *obj, Visitor *v, const char *name,
@@ -500,9 +698,11 @@ static void swp_class_init(ObjectClass *oc, const void *data)
         { "conversions-to-shared", offsetof(SwProtectedGuest, to_shared),
           "Guest requests to make memory shared that were carried out" },
         { "bytes-to-private", offsetof(SwProtectedGuest, bytes_to_private),
-          "Bytes made private at the guest's request" },
+          "Bytes made private at the guest's request (by hypercall or, "
+          "with intent-bit, by access)" },
         { "bytes-to-shared", offsetof(SwProtectedGuest, bytes_to_shared),
-          "Bytes made shared at the guest's request" },
+          "Bytes made shared at the guest's request (by hypercall or, "
+          "with intent-bit, by access)" },
         { "conversions-rejected", offsetof(SwProtectedGuest, rejected),
           "Guest requests refused as invalid (the guest got -EINVAL)" },
         { "conversions-failed", offsetof(SwProtectedGuest, failed),
@@ -513,11 +713,27 @@ static void swp_class_init(ObjectClass *oc, const void *data)
           "Private accesses where no RAM is (any more), made shared" },
         { "faults-failed", offsetof(SwProtectedGuest, faults_failed),
           "KVM_EXIT_MEMORY_FAULT exits that stopped the vCPU" },
+        { "faults-to-private", offsetof(SwProtectedGuest, faults_to_private),
+          "Private accesses to shared memory (intent-bit) that QEMU "
+          "converted to private" },
+        { "faults-to-shared", offsetof(SwProtectedGuest, faults_to_shared),
+          "Shared accesses to private memory (intent-bit) that QEMU "
+          "converted to shared" },
     };
     int i;
 
     klass->kvm_init = swp_kvm_init;
     x86_klass->kvm_type = swp_kvm_type;
+    x86_klass->check_features = swp_check_features;
+
+    object_class_property_add(oc, "intent-bit", "uint32",
+                              swp_get_intent_bit, swp_set_intent_bit,
+                              NULL, NULL);
+    object_class_property_set_description(oc, "intent-bit",
+        "A guest physical address bit that makes the guest's accesses "
+        "private, as SEV-SNP's C-bit does: KVM then exits where an access "
+        "and the memory's state differ, and QEMU converts the memory "
+        "(0: none, KVM takes the intent from the memory's state)");
 
     for (i = 0; i < ARRAY_SIZE(counters); i++) {
         object_class_property_add(oc, counters[i].name, "uint64",
