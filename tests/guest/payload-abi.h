@@ -83,6 +83,23 @@
                                            write the host_seed pattern, make
                                            it shared and check that one; the
                                            range is left holding it */
+#define KIND_INTENT     10              /* a sw-protected-guest with an intent
+                                           bit (host_seed: its number, 39 to
+                                           46): no hypercall; write the guest
+                                           pattern, read the range privately
+                                           (at its alias, the bit set): zero,
+                                           or with FLAG_IN_PLACE the pattern;
+                                           write another privately; read it
+                                           shared: zero, or (in place) it;
+                                           then write and check as usual */
+#define KIND_INTENT_TOUCH 11            /* read one word at base with the
+                                           intent bit host_seed set (a
+                                           private access) and print it */
+#define KIND_INTENT_PRIVATE 12          /* KIND_INTENT up to the private
+                                           write: the range is left private,
+                                           holding the inverted guest
+                                           pattern, which the host must
+                                           never see */
 
 /* KVM_HC_MAP_GPA_RANGE: RAX=12, RBX=gpa, RCX=pages, RDX=attributes */
 #define HC_MAP_GPA_RANGE        12

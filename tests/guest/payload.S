@@ -40,6 +40,7 @@
 #define PDPT            0x11000
 #define PD0             0x12000         /* MAP_GIB page directories */
 #define MAP_GIB         16
+#define ALIAS_PDPT      0x22000         /* KIND_INTENT: the alias's 1 GiB pages */
 #define STATE           0x30000         /* variables, see below */
 #define ARGS            0x31000         /* the fw_cfg args file, <= 4 KiB */
 #define DIRENT          0x32000         /* one fw_cfg directory entry */
@@ -782,6 +783,91 @@ keep_range:
         call puts
         jmp range_done
 
+/*
+ * intent_map: map [0, MAP_GIB GiB) again at the GPA bit R_HSEED(%r13)
+ * (39 to 46): virtual = physical = address | bit, in 1 GiB pages from the
+ * PML4 entry the bit selects.  The bit's mask -> %rax.
+ */
+intent_map:
+        movl R_HSEED(%r13), %ecx
+        cmpl $39, %ecx
+        jb bad_args
+        cmpl $46, %ecx
+        ja bad_args
+        movl $1, %eax
+        shlq %cl, %rax
+        movq %rax, %rdx
+        shrq $39, %rdx
+        movq $(ALIAS_PDPT | 3), %rsi
+        movq %rsi, PML4(,%rdx,8)
+        movl $ALIAS_PDPT, %edi
+        movq %rax, %rsi
+        orq $0x83, %rsi                 /* present, writable, 1 GiB */
+        movl $MAP_GIB, %ecx
+1:      movq %rsi, (%rdi)
+        addq $0x40000000, %rsi
+        addq $8, %rdi
+        loop 1b
+        ret
+
+/*
+ * KIND_INTENT, on [r14, r15): the guest's accesses say private (at the
+ * alias) or shared, and QEMU converts each page the first time the guest
+ * touches it the other way; no hypercall.  A private page is a new one
+ * (zero) unless the memory converts in place (FLAG_IN_PLACE), where the
+ * bytes stay.  An address's pattern is computed from the address the
+ * guest uses: xor the bit in to compare across the alias.
+ */
+intent_range:
+        call intent_map
+        movq %rax, %rbx                 /* rbx = the bit */
+        movl (ARGS + A_SEED), %eax
+        call make_pattern
+        call write_check                /* shared */
+        orq %rbx, %r14
+        orq %rbx, %r15
+        movq %r14, %rdi
+        movq %r15, %rsi
+        testl $FLAG_IN_PLACE, (ARGS + A_FLAGS)
+        jnz 1f
+        call check_zero                 /* private: a new page */
+        jmp 2f
+1:      xorq %rbx, %r9
+        call check_range                /* private: the same bytes */
+2:      movl (ARGS + A_SEED), %eax
+        notl %eax
+        call make_pattern
+        call write_check                /* written privately */
+        movq %r9, %r8
+        xorq %rbx, %r14
+        xorq %rbx, %r15
+        cmpl $KIND_INTENT_PRIVATE, R_KIND(%r13)
+        je range_done                   /* left private */
+        movq %r14, %rdi
+        movq %r15, %rsi
+        testl $FLAG_IN_PLACE, (ARGS + A_FLAGS)
+        jnz 3f
+        call check_zero                 /* shared: the old side was freed */
+        jmp 4f
+3:      movq %r8, %r9
+        xorq %rbx, %r9
+        call check_range                /* shared: the same bytes */
+4:      leaq msg_intent(%rip), %rsi
+        call puts
+        jmp guest_write
+
+/* KIND_INTENT_TOUCH: one private read at base; print what it read */
+intent_touch:
+        call intent_map
+        movq R_BASE(%r13), %rdi
+        orq %rax, %rdi
+        movq (%rdi), %rax
+        leaq msg_touched(%rip), %rsi
+        call putline
+        addl $R_SIZE, %r13d
+        decl %r12d
+        jmp next_range
+
 /* KIND_HCALL: the hypercall as given; print its result and go on */
 raw_hcall:
         movq R_BASE(%r13), %rbx
@@ -884,6 +970,8 @@ next_range:
         je raw_hcall
         cmpl $KIND_WAIT, R_KIND(%r13)
         je wait_host
+        cmpl $KIND_INTENT_TOUCH, R_KIND(%r13)
+        je intent_touch
 
         movq R_BASE(%r13), %r14
         movq R_LEN(%r13), %r15
@@ -905,6 +993,10 @@ next_range:
         je fuzz_range
         cmpl $KIND_KEEP, R_KIND(%r13)
         je keep_range
+        cmpl $KIND_INTENT, R_KIND(%r13)
+        je intent_range
+        cmpl $KIND_INTENT_PRIVATE, R_KIND(%r13)
+        je intent_range
         cmpl $KIND_PRIVATE, R_KIND(%r13)
         jne 2f
         movl $MAP_GPA_ENCRYPTED, %edx   /* private pages start zeroed too */
@@ -1130,6 +1222,8 @@ msg_args:       .asciz "gmem-payload: args from fw_cfg\n"
 msg_range:      .asciz "gmem-payload: range "
 msg_host_ok:    .asciz "gmem-payload: host pattern ok\n"
 msg_kept:       .asciz "gmem-payload: contents kept both ways\n"
+msg_intent:     .asciz "gmem-payload: private and shared by access ok\n"
+msg_touched:    .asciz "gmem-payload: private read at base gave "
 msg_pass:       .asciz "RESULT PASS pages="
 msg_fail:       .asciz "RESULT FAIL addr="
 msg_got:        .asciz " got="

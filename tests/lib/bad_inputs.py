@@ -48,8 +48,8 @@ def gobj(extra, size="64M", id="m0"):
     return ["-object", "%s,id=%s,size=%s%s" % (GMEM, id, size, extra)]
 
 
-def swp(backend, machine=""):
-    return (["-object", "sw-protected-guest,id=swp"] + backend +
+def swp(backend, machine="", swp_props=""):
+    return (["-object", "sw-protected-guest,id=swp" + swp_props] + backend +
             ["-machine", "q35,memory-backend=m0,confidential-guest-support=swp"
              + machine, "-m", "64M"])
 
@@ -114,6 +114,23 @@ CASES = [
     Case("command line", "sw-protected-guest and ``--only-migratable``",
          "cannot be migrated or snapshotted", env="rig",
          args=swp(gobj(",mmap=off")) + ["--only-migratable"]),
+    Case("command line", "sw-protected-guest with ``intent-bit=31``",
+         "must be 0 (none) or a GPA bit from 32 to 63",
+         args=swp(gobj(",mmap=off"), swp_props=",intent-bit=31")),
+    Case("command line", "sw-protected-guest with an ``intent-bit`` at or "
+         "above the host's physical address width",
+         "is not below", env="rig",
+         args=swp(gobj(",mmap=off"), swp_props=",intent-bit=63")),
+    Case("command line", "sw-protected-guest with an ``intent-bit`` the "
+         "guest's CPU does not have (``phys-bits``)",
+         "is not a physical address bit of the guest's CPU", env="rig",
+         args=swp(gobj(",mmap=off"), swp_props=",intent-bit=39") +
+         ["-cpu", "qemu64,phys-bits=39"]),
+    Case("command line", "sw-protected-guest with an ``intent-bit`` below "
+         "the end of guest memory (here the DIMM range up to ``maxmem``)",
+         "is below the end of guest memory", env="rig",
+         args=swp(gobj(",mmap=off"), swp_props=",intent-bit=33")[:-2] +
+         ["-m", "64M,slots=1,maxmem=8G"]),
 
     # -- QMP, against a running QEMU ----------------------------------------
     Case("QMP", "``object-add`` without ``size``", "'size' is missing",

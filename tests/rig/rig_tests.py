@@ -1120,6 +1120,128 @@ def test_in_place_no_private_byte_reaches_the_host():
     return no_private_byte(INPLACE_ARGS)
 
 
+# -- sw-protected-guest with an intent bit: the fault path -----------------
+
+from gmemtest import KIND_INTENT, KIND_INTENT_TOUCH, KIND_INTENT_PRIVATE  # noqa: E402
+
+KVM_CAP_X86_SW_PROTECTED_INTENT_BIT = 251
+
+
+def intent_bit():
+    """The highest GPA bit the rig's KVM takes as an intent bit
+    (kernel-patches/sw-intent-bit); the rig kernel has the series."""
+    kvm = os.open("/dev/kvm", os.O_RDWR)
+    try:
+        limit = fcntl.ioctl(kvm, KVM_CHECK_EXTENSION,
+                            KVM_CAP_X86_SW_PROTECTED_INTENT_BIT)
+    finally:
+        os.close(kvm)
+    assert limit > 32, "the rig kernel's KVM takes no intent bit (%d): " \
+        "kernel-patches/sw-intent-bit is missing" % limit
+    return limit - 1
+
+
+def intent_args(mmap, bit):
+    return ["-object", "sw-protected-guest,id=swp,intent-bit=%d" % bit,
+            "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=%s" % mmap,
+            "-m", "64M", "-S"]
+
+
+INTENT_A, INTENT_ALEN = 0x400000, 0x200000      # private, then shared again
+INTENT_P, INTENT_PLEN = 0x800000, 0x100000      # left private
+
+
+def intent_run(mmap):
+    """The guest converts by access only: the counters, the pages as the
+    host reads them, and the secret left in private memory unseen."""
+    bit = intent_bit()
+    ranges = [(INTENT_A, INTENT_ALEN, KIND_INTENT, bit),
+              (INTENT_P, INTENT_PLEN, KIND_INTENT_PRIVATE, bit)]
+    flags = FLAG_HALT | (FLAG_IN_PLACE if mmap == "on" else 0)
+    with Qemu(intent_args(mmap, bit), args_blob=payload_args(ranges, flags=flags),
+              extra_machine=SWP_MACHINE, qtest=True) as vm:
+        vm.qmp.cmd("cont")
+        out = vm.wait_output("RESULT ", 300)
+        assert payload_result(out).startswith("RESULT PASS"), (out, vm.errors())
+        assert "private and shared by access ok" in out, out
+        pages_a, pages_p = INTENT_ALEN // 4096, INTENT_PLEN // 4096
+        counts = {c: vm.qom_get("/objects/swp", c) for c in (
+            "faults-to-private", "faults-to-shared", "bytes-to-private",
+            "bytes-to-shared", "conversions-to-private", "conversions-to-shared",
+            "faults-failed")}
+        # Each page once each way, as the guest first touched it; the
+        # guest made no hypercall.  (A fault that raced with nothing is
+        # never retried here: one vCPU.)
+        assert counts == {"faults-to-private": pages_a + pages_p,
+                          "faults-to-shared": pages_a,
+                          "bytes-to-private": INTENT_ALEN + INTENT_PLEN,
+                          "bytes-to-shared": INTENT_ALEN,
+                          "conversions-to-private": 0,
+                          "conversions-to-shared": 0,
+                          "faults-failed": 0}, counts
+        assert vm.qom_get("/objects/swp", "faults-retried") == 0
+        assert vm.qom_get("/objects/ram0", "private-bytes") == INTENT_PLEN
+        # Shared again: the guest's pattern; left private: zeroes through
+        # qtest, an error through HMP, never the guest's secret.
+        data = vm.qtest.read(INTENT_A, INTENT_ALEN)
+        assert words(data, INTENT_A, DEFAULT_SEED) == pages_a
+        secret = vm.qtest.read(INTENT_P, INTENT_PLEN)
+        assert secret == bytes(INTENT_PLEN), "private data leaked"
+        xp = vm.qmp.hmp("xp /2gx 0x%x" % INTENT_P)
+        assert "Cannot access memory" in xp, xp
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+        memfds = backend_memfds(vm.proc.pid)
+    return "%s; %r; memfds %d" % (payload_result(out), counts, memfds), memfds
+
+
+def test_intent_bit_implicit_conversions():
+    """sw-protected-guest,intent-bit=N (mmap=off): the guest's accesses
+    say private (with the bit) or shared, as on SEV-SNP; an access that
+    differs from the page's state exits (KVM_EXIT_MEMORY_FAULT) and QEMU
+    converts the page.  The guest writes a pattern shared, reads it
+    privately (a new page: zero), writes a secret privately, reads the
+    range shared (zero: the private side is dropped) and writes it
+    again; a second range is left private.  Counted per page each way,
+    no hypercall; the host sees the shared pattern and never the
+    secret."""
+    result, _ = intent_run("off")
+    return result
+
+
+def test_intent_bit_implicit_conversions_in_place():
+    """The same on mmap=on memory converted in place: the bytes stay
+    across each implicit conversion, one copy of RAM (no memfd)."""
+    need_in_place()
+    result, memfds = intent_run("on")
+    assert memfds == 0, "not one copy of RAM: %d memfds" % memfds
+    return result
+
+
+def test_intent_bit_private_access_outside_ram():
+    """A private access where there is no RAM (the PCI hole) cannot be
+    served, nor made to match by a conversion: the vCPU stops with an
+    error that says where and why; QEMU lives on."""
+    bit = intent_bit()
+    hole = 0xc0000000
+    blob = payload_args([(hole, 4096, KIND_INTENT_TOUCH, bit)], flags=FLAG_HALT)
+    with Qemu(intent_args("off", bit), args_blob=blob,
+              extra_machine=SWP_MACHINE) as vm:
+        vm.qmp.cmd("cont")
+        deadline = time.time() + 60
+        while vm.qmp.cmd("query-status")["status"] == "running":
+            assert time.time() < deadline, "the vCPU did not stop: %s" % vm.output()
+            time.sleep(0.2)
+        status = vm.qmp.cmd("query-status")["status"]
+        failed = vm.qom_get("/objects/swp", "faults-failed")
+        errors = vm.errors()
+        assert "private read at base gave" not in vm.output(), vm.output()
+    assert status == "internal-error", status
+    assert failed == 1, failed
+    want = "private access to [0x%x, +0x1000) failed: not private-capable RAM" % hole
+    assert want in errors, errors
+    return "%s; status %s" % (want, status)
+
+
 def node_unevictable(node):
     """Unevictable bytes (guest_memfd pages) on host NUMA node node."""
     with open("/sys/devices/system/node/node%d/meminfo" % node) as f:
