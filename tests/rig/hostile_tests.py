@@ -18,7 +18,7 @@ import time
 
 from gmemtest import KIND_FUZZ, KIND_RACE, Qemu, Skip, meminfo, payload_args, \
     payload_result, proc_status, thread_states, FLAG_HALT
-from rig_tests import MiB, SWP_ARGS, SWP_MACHINE
+from rig_tests import MiB, SWP_ARGS, SWP_MACHINE, intent_args, intent_bit
 
 
 class RigCorrupted(Exception):
@@ -42,10 +42,14 @@ def guest_hangs(vm, why):
     raise AssertionError(why)
 
 
-def race_run(n):
+RACE_COUNTERS = ("conversions-to-private", "conversions-to-shared",
+                 "faults-retried", "faults-failed", "faults-to-shared")
+
+
+def race_run(n, args=SWP_ARGS):
     """One run of KIND_RACE with n round trips: (its RACE line, counters)."""
     blob = payload_args([(0x400000, 4096, KIND_RACE, n)], flags=FLAG_HALT)
-    with Qemu(SWP_ARGS + ["-smp", "2"], args_blob=blob,
+    with Qemu(args + ["-smp", "2"], args_blob=blob,
               extra_machine=SWP_MACHINE) as vm:
         vm.qmp.cmd("cont")
         deadline = time.time() + 120
@@ -61,9 +65,7 @@ def race_run(n):
         out = vm.wait_output("RESULT ", 10)
         assert payload_result(out).startswith("RESULT PASS"), out
         race = [l for l in out.splitlines() if l.startswith("RACE DONE")][0]
-        return race, {c: vm.qom_get("/objects/swp", c) for c in (
-            "conversions-to-private", "conversions-to-shared",
-            "faults-retried", "faults-failed")}
+        return race, {c: vm.qom_get("/objects/swp", c) for c in RACE_COUNTERS}
 
 
 def test_conversions_racing_accesses_on_two_vcpus():
@@ -90,6 +92,30 @@ def test_conversions_racing_accesses_on_two_vcpus():
     assert counts["conversions-to-private"] >= N, counts
     assert counts["conversions-to-shared"] >= N, counts
     assert counts["faults-failed"] == 0, counts
+    return "%s; %r%s" % (race, counts, again)
+
+
+def test_implicit_conversions_racing_hypercalls_on_two_vcpus():
+    """With intent-bit (the fault path of SEV-SNP and TDX guests): one
+    vCPU makes a page private and shared again by hypercall, 300 times,
+    while the other writes and reads it with shared accesses.  Each
+    access that finds the page private exits, and QEMU converts the page
+    back to shared implicitly, unless a conversion came between the fault
+    and QEMU's look at it, in which case the vCPU only retries: no stale
+    fault undoes the other vCPU's conversion.  The VM runs on, no fault
+    fails, and the guest finishes and checks the page."""
+    N = 300
+    args = intent_args("off", intent_bit())
+    again = ""
+    try:
+        race, counts = race_run(N, args)
+    except RigCorrupted as e:
+        again = "; run again after the rig's TCG corrupted a vCPU (%s)" % e
+        race, counts = race_run(N, args)
+    assert counts["conversions-to-private"] >= N, counts
+    assert counts["faults-failed"] == 0, counts
+    assert counts["faults-to-shared"] + counts["faults-retried"] > 0, \
+        "the accesses never met a private page: %r" % counts
     return "%s; %r%s" % (race, counts, again)
 
 

@@ -1391,6 +1391,24 @@ def test_linux_guest_as_sw_protected_guest_in_place():
         ",confidential-guest-support=swp", check)
 
 
+def test_linux_guest_as_sw_protected_guest_with_intent_bit():
+    """The same kernel boots as a sw-protected-guest with an intent bit:
+    it never sets the bit, so all its accesses are shared, as its memory
+    is, and nothing exits or converts."""
+    bit = intent_bit()
+
+    def check(vm):
+        for c in ("faults-to-private", "faults-to-shared", "faults-failed",
+                  "conversions-to-private"):
+            assert vm.qom_get("/objects/swp", c) == 0, (c, vm.qom_get("/objects/swp", c))
+        assert vm.qom_get("/objects/m0", "shared-bytes") == 256 * MiB
+
+    return linux_guest(
+        ["-object", "sw-protected-guest,id=swp,intent-bit=%d" % bit,
+         "-object", "memory-backend-guest-memfd,id=m0,size=256M,mmap=off"],
+        ",confidential-guest-support=swp", check)
+
+
 def test_seabios_in_sw_protected_guest():
     """SeaBIOS runs to its boot menu in a sw-protected guest: its BIOS is
     guest_memfd memory with a copy in ISA space (hook patch 0011), and the
