@@ -637,15 +637,16 @@ static void swp_set_intent_bit(Object *obj, Visitor *v, const char *name,
     if (!visit_type_uint32(v, name, &value, errp)) {
         return;
     }
-    if (phase_check(PHASE_ACCEL_CREATED)) {
-        error_setg(errp, "sw-protected-guest: intent-bit cannot change once "
-                   "KVM is set up");
-        return;
-    }
     if (value && (value < SWP_INTENT_BIT_MIN || value > 63)) {
         error_setg(errp, "sw-protected-guest: intent-bit must be 0 (none) "
                    "or a GPA bit from %d to 63, not %u", SWP_INTENT_BIT_MIN,
                    value);
+        return;
+    }
+    /* KVM takes it before the VM has memslots and vCPUs. */
+    if (phase_check(PHASE_ACCEL_CREATED)) {
+        error_setg(errp, "sw-protected-guest: intent-bit can only be set "
+                   "when the machine is created (-object)");
         return;
     }
     swp->intent_bit = value;

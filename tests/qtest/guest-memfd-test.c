@@ -206,6 +206,71 @@ static void test_no_kvm(void)
     qtest_quit(qts);
 }
 
+static QDict *qom_get(QTestState *qts, const char *path, const char *prop)
+{
+    return qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
+                     " { 'path': %s, 'property': %s } }", path, prop);
+}
+
+/* The error of a QMP command's response @resp contains @needle. */
+static void assert_error(QDict *resp, const char *needle)
+{
+    QDict *err = qdict_get_qdict(resp, "error");
+
+    g_assert(err);
+    if (!strstr(qdict_get_str(err, "desc"), needle)) {
+        g_test_message("error was: %s", qdict_get_str(err, "desc"));
+    }
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), needle));
+    qobject_unref(resp);
+}
+
+/*
+ * sw-protected-guest's intent-bit: set on the command line (the object
+ * exists before the accelerator), read back, counters next to it; bad
+ * values and changes once the accelerator exists are refused.
+ */
+static void test_swp_intent_bit(void)
+{
+    QTestState *qts = qtest_init("-machine none "
+                                 "-object sw-protected-guest,id=swp,intent-bit=40");
+    QDict *resp;
+
+    resp = qom_get(qts, "/objects/swp", "intent-bit");
+    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 40);
+    qobject_unref(resp);
+    resp = qom_get(qts, "/objects/swp", "faults-to-private");
+    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 0);
+    qobject_unref(resp);
+
+    assert_error(qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments':"
+                           " { 'path': '/objects/swp', 'property': 'intent-bit',"
+                           "   'value': 41 } }"),
+                 "can only be set when the machine is created");
+    resp = qom_get(qts, "/objects/swp", "intent-bit");
+    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 40);
+    qobject_unref(resp);
+
+    assert_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments':"
+                           " { 'qom-type': 'sw-protected-guest', 'id': 's1',"
+                           "   'intent-bit': 31 } }"),
+                 "a GPA bit from 32 to 63, not 31");
+    assert_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments':"
+                           " { 'qom-type': 'sw-protected-guest', 'id': 's1',"
+                           "   'intent-bit': 64 } }"),
+                 "a GPA bit from 32 to 63, not 64");
+
+    /* Without it: 0, none. */
+    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments':"
+                     " { 'qom-type': 'sw-protected-guest', 'id': 's2' } }");
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    resp = qom_get(qts, "/objects/s2", "intent-bit");
+    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 0);
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
 static void test_kvm_bad_input(void)
 {
     const char *why = kvm_gmem_unavailable();
@@ -352,6 +417,7 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/properties", test_properties);
     qtest_add_func("/guest-memfd/schema", test_schema);
     qtest_add_func("/guest-memfd/no-kvm", test_no_kvm);
+    qtest_add_func("/sw-protected-guest/intent-bit", test_swp_intent_bit);
     qtest_add_func("/guest-memfd/kvm/bad-input", test_kvm_bad_input);
     qtest_add_func("/guest-memfd/kvm/readback", test_kvm_readback);
 
