@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,6 +85,18 @@ def build(qtest_targets):
     return r == 0
 
 
+def tap_skip_reason(stdout, case):
+    """The reason a qtest's TAP output gives for skipping case ("4
+    /x86_64/a/b" in meson's JUnit log: "ok 4 /x86_64/a/b # SKIP reason"),
+    which meson's JUnit log leaves out; None if it gives none."""
+    path = case.split(" ", 1)[-1]
+    for line in stdout.splitlines():
+        m = re.match(r"ok \d+ (\S+) # SKIP\s*(.*)", line.strip())
+        if m and m.group(1) == path and m.group(2):
+            return m.group(2)
+    return None
+
+
 def run_qtests(res, qtests, timeout=1800):
     """Run the qtests with `meson test` and report each TAP case as meson
     reports it (its JUnit log), a test that meson failed without a
@@ -134,6 +147,7 @@ def run_qtests(res, qtests, timeout=1800):
             cname = "qtest/%s%s" % (short, case.get("name").split(" ", 1)[-1])
             if case.find("skipped") is not None:
                 res.report("SKIP", cname, case.find("skipped").get("message") or
+                           tap_skip_reason(t.get("stdout") or "", case.get("name")) or
                            "skipped by the test")
             elif case.find("failure") is not None or case.find("error") is not None:
                 failed = True
