@@ -316,22 +316,29 @@ def test_no_private_byte_reaches_the_host():
     return no_private_byte(SWP_ARGS)
 
 
-def no_private_byte(ram_args):
+def no_private_byte(ram_args, intent=None):
     """test_no_private_byte_reaches_the_host, on the memory ram_args give
-    (backend ram0)."""
+    (backend ram0).  With intent (an intent bit), the guest converts by
+    access, not by hypercall (KIND_INTENT_PRIVATE): its secret is the
+    inverted pattern, written at the range's private alias."""
     in_place = "mmap=on" in " ".join(ram_args)
     P, PLEN = 0x400000, 0x200000
     seed = DEFAULT_SEED
     secret = {pattern_word(a, seed).to_bytes(8, "little")
               for a in range(P, P + PLEN, 4096)}
+    ranges, flags = [(P, PLEN, KIND_PRIVATE, 0)], FLAG_HALT
+    if intent:
+        secret |= {pattern_word(a | 1 << intent, ~seed & 0xffffffff).to_bytes(8, "little")
+                   for a in range(P, P + PLEN, 4096)}
+        ranges = [(P, PLEN, KIND_INTENT_PRIVATE, intent)]
+        flags |= FLAG_IN_PLACE if in_place else 0
 
     def leaks(data):
         return sum(data[i:i + 8] in secret for i in range(0, len(data) - 7, 8))
 
     gdb = os.path.join(tempfile.mkdtemp(prefix="gmem-gdb-"), "gdb.sock")
     with Qemu(ram_args + ["-gdb", "unix:%s,server=on,wait=off" % gdb],
-              args_blob=payload_args([(P, PLEN, KIND_PRIVATE, 0)],
-                                     flags=FLAG_HALT, seed=seed),
+              args_blob=payload_args(ranges, flags=flags, seed=seed),
               extra_machine=SWP_MACHINE, qtest=True) as vm:
         vm.qmp.cmd("cont")
         out = vm.wait_output("RESULT ", 120)
@@ -1215,6 +1222,22 @@ def test_intent_bit_implicit_conversions_in_place():
     result, memfds = intent_run("on")
     assert memfds == 0, "not one copy of RAM: %d memfds" % memfds
     return result
+
+
+def test_intent_bit_no_private_byte_reaches_the_host():
+    """test_no_private_byte_reaches_the_host with an intent bit: the
+    guest's secret went private by access (an implicit conversion), and
+    no read path of the host's (qtest, pmemsave, memsave, HMP, the
+    gdbstub, dump-guest-memory, /proc/PID/mem) gives a word of it."""
+    bit = intent_bit()
+    return no_private_byte(intent_args("off", bit), intent=bit)
+
+
+def test_intent_bit_no_private_byte_reaches_the_host_in_place():
+    """The same on memory converted in place."""
+    need_in_place()
+    bit = intent_bit()
+    return no_private_byte(intent_args("on", bit), intent=bit)
 
 
 def test_intent_bit_private_access_outside_ram():
