@@ -29,7 +29,9 @@
 #include "qemu/units.h"
 #include "qom/object_interfaces.h"
 #include "hw/boards.h"
+#include "hw/i386/pc.h"
 #include "hw/i386/x86.h"
+#include "hw/pci/pci_host.h"
 #include "system/address-spaces.h"
 #include "system/guest-memfd.h"
 #include "system/hostmem.h"
@@ -327,12 +329,15 @@ static bool swp_check_ram(MachineState *ms, Error **errp)
 /*
  * With an intent bit, the guest reaches its memory with and without the
  * bit, so the memory lies below it (KVM refuses memslots that reach it):
- * RAM, and the range DIMMs can be plugged into.
+ * RAM, and the range DIMMs can be plugged into.  So does the 64-bit PCI
+ * window: a BAR at or above the bit would be reached by accesses that
+ * KVM takes as private accesses to the memory below it.
  */
 static bool swp_check_intent_bit(SwProtectedGuest *swp, MachineState *ms,
                                  Error **errp)
 {
     X86MachineState *x86ms = X86_MACHINE(ms);
+    Object *host = object_resolve_path_type("", TYPE_PCI_HOST_BRIDGE, NULL);
     uint64_t end = 4 * GiB;
 
     if (!swp->intent_bit) {
@@ -345,12 +350,19 @@ static bool swp_check_intent_bit(SwProtectedGuest *swp, MachineState *ms,
         end = MAX(end, ms->device_memory->base +
                        memory_region_size(&ms->device_memory->mr));
     }
+    if (host && object_property_find(host, PCI_HOST_PROP_PCI_HOLE64_END)) {
+        end = MAX(end, object_property_get_uint(host,
+                                                PCI_HOST_PROP_PCI_HOLE64_END,
+                                                NULL));
+    }
     if (end > BIT_ULL(swp->intent_bit)) {
         error_setg(errp, "sw-protected-guest: intent-bit=%u is below the "
-                   "end of guest memory (0x%" PRIx64 "): memory must lie "
-                   "below the intent bit", swp->intent_bit, end);
+                   "end of guest memory and the 64-bit PCI window "
+                   "(0x%" PRIx64 "): they must lie below the intent bit",
+                   swp->intent_bit, end);
         error_append_hint(errp, "Use a higher intent-bit, or less memory "
-                          "(-m, maxmem).\n");
+                          "(-m, maxmem) or PCI window (pci-hole64-size of "
+                          "the PCI host).\n");
         return false;
     }
     return true;

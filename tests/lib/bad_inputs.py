@@ -131,6 +131,10 @@ CASES = [
          "is below the end of guest memory", env="rig",
          args=swp(gobj(",mmap=off"), swp_props=",intent-bit=33")[:-2] +
          ["-m", "64M,slots=1,maxmem=8G"]),
+    Case("command line", "sw-protected-guest with an ``intent-bit`` below "
+         "the end of q35's 64-bit PCI window (32 GiB above RAM by default)",
+         "and the 64-bit PCI window", env="rig",
+         args=swp(gobj(",mmap=off"), swp_props=",intent-bit=35")),
 
     # -- QMP, against a running QEMU ----------------------------------------
     Case("QMP", "``object-add`` without ``size``", "'size' is missing",
