@@ -1136,7 +1136,9 @@ KVM_CAP_X86_SW_PROTECTED_INTENT_BIT = 251
 
 def intent_bit():
     """The highest GPA bit the rig's KVM takes as an intent bit
-    (kernel-patches/sw-intent-bit); the rig kernel has the series."""
+    (kernel-patches/sw-intent-bit; the rig kernel has the series), at
+    most 46: the payload maps the alias at the same virtual address,
+    which must be canonical with 48-bit virtual addresses."""
     kvm = os.open("/dev/kvm", os.O_RDWR)
     try:
         limit = fcntl.ioctl(kvm, KVM_CHECK_EXTENSION,
@@ -1145,7 +1147,7 @@ def intent_bit():
         os.close(kvm)
     assert limit > 32, "the rig kernel's KVM takes no intent bit (%d): " \
         "kernel-patches/sw-intent-bit is missing" % limit
-    return limit - 1
+    return min(limit - 1, 46)
 
 
 def intent_args(mmap, bit):
