@@ -158,6 +158,20 @@ int sw_protected_guest_map_gpa_range(struct kvm_run *run)
     return 0;
 }
 
+/* Trace a KVM_EXIT_MEMORY_FAULT's outcome; count and report a failure. */
+static int swp_fault_done(SwProtectedGuest *swp, hwaddr gpa, uint64_t size,
+                          bool private, const char *what, int ret)
+{
+    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
+    if (ret) {
+        stat64_add(&swp->faults_failed, 1);
+        error_report("sw-protected-guest: the guest's %s access to "
+                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
+                     private ? "private" : "shared", gpa, size, what);
+    }
+    return ret;
+}
+
 /*
  * KVM_EXIT_MEMORY_FAULT with an intent bit (intent-bit=N): the guest's
  * access says whether it is private, as on SEV-SNP and TDX, and one whose
@@ -213,14 +227,7 @@ static int swp_intent_fault(SwProtectedGuest *swp, hwaddr gpa, uint64_t size,
             stat64_add(&swp->bytes_to_shared, size);
         }
     }
-    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
-    if (ret) {
-        stat64_add(&swp->faults_failed, 1);
-        error_report("sw-protected-guest: the guest's %s access to "
-                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
-                     private ? "private" : "shared", gpa, size, what);
-    }
-    return ret;
+    return swp_fault_done(swp, gpa, size, private, what, ret);
 }
 
 /*
@@ -276,14 +283,7 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
                "KVM cannot serve it as it is";
         ret = -EFAULT;
     }
-    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
-    if (ret) {
-        stat64_add(&swp->faults_failed, 1);
-        error_report("sw-protected-guest: the guest's %s access to "
-                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
-                     private ? "private" : "shared", gpa, size, what);
-    }
-    return ret;
+    return swp_fault_done(swp, gpa, size, private, what, ret);
 }
 
 /* The memory backend of the machine's RAM, or of each NUMA node's */

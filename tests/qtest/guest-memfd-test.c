@@ -168,27 +168,31 @@ static void test_schema(void)
     qtest_quit(qts);
 }
 
+/* The error of a QMP command's response @resp contains @needle. */
+static void assert_error(QDict *resp, const char *needle)
+{
+    QDict *err = qdict_get_qdict(resp, "error");
+
+    g_assert(err);
+    if (!strstr(qdict_get_str(err, "desc"), needle)) {
+        g_test_message("error was: %s", qdict_get_str(err, "desc"));
+    }
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), needle));
+    qobject_unref(resp);
+}
+
 /* object-add with the properties @props (JSON) fails, naming @needle. */
 static void assert_object_add_fails(QTestState *qts, const char *props,
                                     const char *needle)
 {
     g_autofree char *json = g_strdup_printf("{ %s }", props);
     QDict *args = qobject_to(QDict, qobject_from_json(json, &error_abort));
-    QDict *resp, *err;
-    const char *desc;
+    QDict *resp;
 
     qdict_put_str(args, "qom-type", TYPE_GMEM);
     qdict_put_str(args, "id", "bad");
-    resp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': %p }",
-                     args);
-    err = qdict_get_qdict(resp, "error");
-    g_assert(err);
-    desc = qdict_get_str(err, "desc");
-    if (!strstr(desc, needle)) {
-        g_test_message("error was: %s", desc);
-    }
-    g_assert_nonnull(strstr(desc, needle));
-    qobject_unref(resp);
+    assert_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': %p }",
+                           args), needle);
 
     /* Nothing is left behind. */
     resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
@@ -206,22 +210,14 @@ static void test_no_kvm(void)
     qtest_quit(qts);
 }
 
-static QDict *qom_get(QTestState *qts, const char *path, const char *prop)
+/* qom-get of the integer property @prop of @path gives @value. */
+static void assert_qom_int(QTestState *qts, const char *path,
+                           const char *prop, int64_t value)
 {
-    return qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
-                     " { 'path': %s, 'property': %s } }", path, prop);
-}
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments':"
+                            " { 'path': %s, 'property': %s } }", path, prop);
 
-/* The error of a QMP command's response @resp contains @needle. */
-static void assert_error(QDict *resp, const char *needle)
-{
-    QDict *err = qdict_get_qdict(resp, "error");
-
-    g_assert(err);
-    if (!strstr(qdict_get_str(err, "desc"), needle)) {
-        g_test_message("error was: %s", qdict_get_str(err, "desc"));
-    }
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), needle));
+    g_assert_cmpint(qdict_get_int(resp, "return"), ==, value);
     qobject_unref(resp);
 }
 
@@ -236,20 +232,14 @@ static void test_swp_intent_bit(void)
                                  "-object sw-protected-guest,id=swp,intent-bit=40");
     QDict *resp;
 
-    resp = qom_get(qts, "/objects/swp", "intent-bit");
-    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 40);
-    qobject_unref(resp);
-    resp = qom_get(qts, "/objects/swp", "faults-to-private");
-    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 0);
-    qobject_unref(resp);
+    assert_qom_int(qts, "/objects/swp", "intent-bit", 40);
+    assert_qom_int(qts, "/objects/swp", "faults-to-private", 0);
 
     assert_error(qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments':"
                            " { 'path': '/objects/swp', 'property': 'intent-bit',"
                            "   'value': 41 } }"),
                  "can only be set when the machine is created");
-    resp = qom_get(qts, "/objects/swp", "intent-bit");
-    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 40);
-    qobject_unref(resp);
+    assert_qom_int(qts, "/objects/swp", "intent-bit", 40);
 
     assert_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments':"
                            " { 'qom-type': 'sw-protected-guest', 'id': 's1',"
@@ -265,9 +255,7 @@ static void test_swp_intent_bit(void)
                      " { 'qom-type': 'sw-protected-guest', 'id': 's2' } }");
     g_assert(qdict_haskey(resp, "return"));
     qobject_unref(resp);
-    resp = qom_get(qts, "/objects/s2", "intent-bit");
-    g_assert_cmpint(qdict_get_int(resp, "return"), ==, 0);
-    qobject_unref(resp);
+    assert_qom_int(qts, "/objects/s2", "intent-bit", 0);
     qtest_quit(qts);
 }
 
