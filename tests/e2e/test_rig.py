@@ -48,6 +48,15 @@ SWITCHED_OFF = [
 ]
 
 
+# The rig tests (tests/rig/rig_tests.py) that run in the rig-hostile boot,
+# on one TCG thread, rather than in the main one: live migration with
+# KVM's dirty ring failed once under multi-threaded TCG in a fresh-clone
+# run (2026-12-02): the nested guest started over, as after a triple
+# fault, then stopped with a rig kernel address as its RIP, the
+# disturbance hostile_tests.py describes.
+ONE_THREAD = "live_migration"
+
+
 # The host's end-to-end tests that need KVM with a mappable guest_memfd
 # (Linux 6.18+).  On a host whose KVM cannot run them (none at all, as on
 # machines that are themselves guests without nested KVM, or too old a
@@ -95,11 +104,16 @@ def rig_group(report, select, prefix, run, selftests=False):
 
 def run_all(report, select=""):
     def main_rig(sub, kernel, initramfs):
+        if sub and ONE_THREAD in sub:
+            print("# rig: the %s tests run in the rig-hostile boot: -k "
+                  "rig-hostile/%s" % (ONE_THREAD, sub), flush=True)
+            return
         # The Linux test guest's initramfs (the rig's root is read-only).
         _, why = run_build("tests/guest/linux/build.sh", "the Linux test guest")
         if why:
             report("FAIL", "rig/linux-guest-build", why)
-        run_one(report, "rig", kernel, initramfs, "rig_tests", sub)
+        run_one(report, "rig", kernel, initramfs, ["rig_tests:!" + ONE_THREAD],
+                sub)
     rig_group(report, select, "rig", main_rig)
 
     _, lacking = gmem_mmap_lacking()
@@ -116,9 +130,12 @@ def run_all(report, select=""):
     # conversion race, the hostile guest), in a boot of its own
     # whose TCG runs the rig's vCPUs on one thread: multi-threaded TCG
     # disturbs a two-vCPU nested guest that long (the module says how).
+    # So the rig tests of live migration, whose guest and QEMU threads keep
+    # both of the rig's vCPUs busy for a minute: see ONE_THREAD.
     rig_group(report, select, "rig-hostile",
               lambda sub, kernel, initramfs: run_one(
-                  report, "rig-hostile", kernel, initramfs, "hostile_tests", sub,
+                  report, "rig-hostile", kernel, initramfs,
+                  ["hostile_tests", "rig_tests:" + ONE_THREAD], sub,
                   accel="tcg,thread=single", timeout=600))
 
     # The documented sw-protected-guest command line as the first QEMU in

@@ -7,7 +7,7 @@ module's RIG_PREFIX, if it has one, goes before its tests' names), one
 line each into results.txt in the results folder ($GM_RIG_RESULTS):
 'PASS|FAIL|SKIP name: detail'.
 
-  in_rig.py [--module NAME[:SUBSTRING]]... [SUBSTRING]
+  in_rig.py [--module NAME[:[!]SUBSTRING]]... [SUBSTRING]
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -28,9 +28,10 @@ OUT = os.path.join(os.environ.get("GM_RIG_RESULTS", "/tmp/rig-results"),
 
 
 def main():
-    """in_rig.py [--module NAME[:SUBSTRING]]... [SUBSTRING]: the tests of
-    each module named (rig_tests if none), those whose name holds the
-    module's SUBSTRING, or the last argument's."""
+    """in_rig.py [--module NAME[:[!]SUBSTRING]]... [SUBSTRING]: the tests
+    of each module named (rig_tests if none), those whose name holds the
+    module's SUBSTRING, or the last argument's; with !SUBSTRING, those
+    whose name does not hold it (and holds the last argument)."""
     args = sys.argv[1:]
     specs = []
     while args[:1] == ["--module"]:
@@ -41,11 +42,13 @@ def main():
     for spec in specs or ["rig_tests"]:
         module, _, select = spec.partition(":")
         mod = importlib.import_module(module)
-        select = select or default
+        exclude = select[1:] if select.startswith("!") else None
+        select = default if exclude else select or default
         prefix = getattr(mod, "RIG_PREFIX",
                          module[5:] + "/" if module.startswith("test_") else "")
         tests += [(prefix + n, f) for n, f in runner.tests_of(mod)
-                  if not select or select in prefix + n]
+                  if (not select or select in prefix + n) and
+                  not (exclude and exclude in prefix + n)]
     with open(OUT, "w") as out:
         for name, func in tests:
             status, detail, secs = runner.run(name, func)
