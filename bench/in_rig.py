@@ -16,7 +16,7 @@ Part 3 times conversions in the guest's hypercalls through QEMU, with
 two copies (mmap=off) and in place (mmap=on, where the kernel converts
 guest_memfd pages in place): the payload (KIND_BENCH) brackets each pass
 with a hypercall that QEMU refuses, and QEMU's trace of refused requests
-alone (sw_protected_guest_map_gpa_range_refused, with timestamps) gives
+alone (cgs_gmem_map_gpa_range_refused, with timestamps) gives
 the time between the two; the conversions themselves are not traced.
 Two floors: FLOOR_PROGRAM (bench/floor/convert.c) makes the two-copy
 model's KVM_SET_MEMORY_ATTRIBUTES and fallocate() calls with no guest and
@@ -47,7 +47,7 @@ GiB = 1 << 30
 MARK = 0xfee00000           # the payload's marker hypercall (payload.S)
 BENCH_BASE = GiB            # 1 GiB aligned, so that a 1 GiB chunk fits
 TRACE = re.compile(r"T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z "
-                   r"sw_protected_guest_map_gpa_range_refused gpa 0x([0-9a-f]+) ")
+                   r"cgs_gmem_map_gpa_range_refused gpa 0x([0-9a-f]+) ")
 
 
 def parse_size(s):
@@ -77,7 +77,7 @@ def ours(chunk, total, runs, mode="two-copy"):
     """[(seconds to private, seconds to shared)] per run, through QEMU."""
     trace = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench-trace.txt")
     ranges = [(BENCH_BASE, total, KIND_BENCH, chunk // 4096)] * runs
-    args, machine = swp_args(BENCH_RAM, ["-trace", "sw_protected_guest_map_gpa_range_refused",
+    args, machine = swp_args(BENCH_RAM, ["-trace", "cgs_gmem_map_gpa_range_refused",
                                          "-D", trace, "-msg", "timestamp=on"],
                              mode)
     with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),

@@ -383,12 +383,17 @@ static int gmem_set_file_attributes(RAMBlock *rb, ram_addr_t offset,
 static int gmem_set_attributes(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
                                uint64_t size, bool to_private)
 {
+    int ret;
+
     kvm_guest_memfd_attributes_changing();
     if (kvm_guest_memfd_in_place_supported()) {
-        return gmem_set_file_attributes(rb, offset, size, to_private);
+        ret = gmem_set_file_attributes(rb, offset, size, to_private);
+    } else {
+        ret = to_private ? kvm_set_memory_attributes_private(gpa, size) :
+                           kvm_set_memory_attributes_shared(gpa, size);
     }
-    return to_private ? kvm_set_memory_attributes_private(gpa, size) :
-                        kvm_set_memory_attributes_shared(gpa, size);
+    kvm_guest_memfd_attributes_changing();
+    return ret;
 }
 
 /* Set KVM's attributes and @rb's record of a run; undo both on failure. */
@@ -634,6 +639,34 @@ int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
     return ret == -EINVAL ? ret : ret ? -EIO : 0;
 }
 
+int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
+{
+    int state, ret;
+
+    assert(!bql_locked());
+    if (!gmem_range_valid(gpa, size)) {
+        return -EINVAL;
+    }
+    /* Look and convert under the lock that orders conversions. */
+    qemu_mutex_lock(&gmem_convert_lock);
+    bql_lock();
+    state = kvm_guest_memfd_range_state(gpa, size);
+    if (state < 0) {
+        ret = -EINVAL;
+    } else if (kvm_guest_memfd_changed_since_run()) {
+        ret = -EAGAIN;
+    } else if (state == (to_private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
+                                      KVM_GUEST_MEMFD_RANGE_SHARED)) {
+        ret = -EEXIST;
+    } else {
+        ret = gmem_convert_locked(gpa, size, to_private);
+        ret = ret == -EINVAL ? ret : ret ? -EIO : 0;
+    }
+    bql_unlock();
+    qemu_mutex_unlock(&gmem_convert_lock);
+    return ret;
+}
+
 int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
 {
     uint64_t page = qemu_real_host_page_size();
@@ -718,6 +751,7 @@ int kvm_guest_memfd_drop_private(RAMBlock *rb, uint64_t *dropped)
         if (!ret && kvm_guest_memfd_in_place_supported()) {
             kvm_guest_memfd_attributes_changing();
             ret = gmem_set_file_attributes(rb, offset, size, false);
+            kvm_guest_memfd_attributes_changing();
         }
         if (!ret) {
             ret = ram_block_attributes_state_change(attrs, offset, size,
@@ -732,9 +766,9 @@ int kvm_guest_memfd_drop_private(RAMBlock *rb, uint64_t *dropped)
 }
 
 /*
- * Changes of memory attributes so far, and what this vCPU thread had seen
- * when it last entered KVM_RUN.  32 bits: a false match would take 2^32
- * changes during one KVM_RUN.
+ * Changes of memory attributes so far, counted twice each (before and
+ * after), and what this vCPU thread had seen when it last entered KVM_RUN.
+ * 32 bits: a false match would take 2^31 changes during one KVM_RUN.
  */
 static uint32_t gmem_changes;
 static __thread uint32_t gmem_changes_at_run;

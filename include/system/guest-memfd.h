@@ -166,8 +166,10 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 /**
  * kvm_guest_memfd_attributes_changing:
  *
- * Count a change of memory attributes, before it is made: every
- * conversion, and any other change to private-capable memory's state.
+ * Count a change of memory attributes: every conversion, and any other
+ * change to private-capable memory's state.  Called before the change is
+ * made and again after it, so that a vCPU that enters KVM_RUN while it is
+ * being made, and faults on the old state, sees that it changed.
  */
 void kvm_guest_memfd_attributes_changing(void);
 
@@ -187,6 +189,24 @@ void kvm_guest_memfd_enter_run(void);
  * range now matches the access may have raced with conversions.
  */
 bool kvm_guest_memfd_changed_since_run(void);
+
+/**
+ * kvm_guest_memfd_fault_convert:
+ * @gpa, @size: the range of a KVM_EXIT_MEMORY_FAULT
+ * @to_private: whether the guest accessed it as private
+ *
+ * Convert a range implicitly, as the guest's access asks (its intent
+ * differs from the range's state, as on SEV-SNP and TDX), unless a
+ * conversion may have overtaken the fault.  Looks and converts under the
+ * lock that orders conversions, from a vCPU thread without the BQL.
+ *
+ * Returns: 0 when converted; -EAGAIN when memory attributes changed since
+ * the vCPU entered KVM_RUN (it must only retry, and faults again if it
+ * still must); -EEXIST when the range already is what the access wants
+ * and nothing changed (KVM cannot serve the access); -EINVAL when the
+ * range is not private-capable RAM; -EIO when the conversion failed.
+ */
+int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private);
 
 /**
  * kvm_guest_memfd_range_has_ram:

@@ -46,7 +46,7 @@
 #include "system/ramblock.h"
 #include "exec/cpu-common.h"
 #include "target/i386/confidential-guest.h"
-#include "target/i386/sw-protected-guest.h"
+#include "target/i386/cgs-gmem.h"
 #include "target/i386/kvm/kvm_i386.h"
 #include "trace/trace-overlay.h"
 
@@ -60,21 +60,10 @@ struct SwProtectedGuest {
     Notifier machine_done;
     RAMBlockNotifier ram_blocks;
     MemoryListener unmapped;
+    MemoryListener below_bit;
 
     /* What the guest asked for, and what came of it */
-    Stat64 to_private;          /* conversions to private that succeeded */
-    Stat64 to_shared;           /* conversions to shared that succeeded */
-    Stat64 bytes_to_private;
-    Stat64 bytes_to_shared;
-    Stat64 rejected;            /* requests refused as invalid (-EINVAL) */
-    Stat64 failed;              /* requests the host failed to carry out */
-
-    /* KVM_EXIT_MEMORY_FAULT: what came of them */
-    Stat64 faults_retried;      /* raced with a conversion */
-    Stat64 faults_no_ram;       /* private accesses outside RAM, made shared */
-    Stat64 faults_failed;       /* faults that stopped the vCPU */
-    Stat64 faults_to_private;   /* implicit conversions (intent-bit) */
-    Stat64 faults_to_shared;
+    CgsGmemStats stats;
 
     /* The GPA bit that makes an access private, 0 for none */
     uint32_t intent_bit;
@@ -88,11 +77,6 @@ struct SwProtectedGuest {
 #define KVM_CAP_X86_SW_PROTECTED_INTENT_BIT 251
 #endif
 #define SWP_INTENT_BIT_MIN 32
-
-/* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
-#define SWP_MAP_GPA_ATTRS \
-    (KVM_MAP_GPA_RANGE_PAGE_SZ_2M | KVM_MAP_GPA_RANGE_PAGE_SZ_1G | \
-     KVM_MAP_GPA_RANGE_ENCRYPTED)
 
 /*
  * The machine's sw-protected-guest once the machine is made: vCPU exits
@@ -109,125 +93,27 @@ static SwProtectedGuest *swp_current(void)
                                                    TYPE_SW_PROTECTED_GUEST);
 }
 
-int sw_protected_guest_map_gpa_range(struct kvm_run *run)
+/*
+ * KVM_HC_MAP_GPA_RANGE: the guest's request, carried out; the result goes
+ * to the guest's RAX.  vCPU threads take hypercall exits without the BQL,
+ * which the conversion takes a piece at a time.
+ */
+static int swp_map_gpa_range(struct kvm_run *run)
 {
     SwProtectedGuest *swp = qatomic_read(&swp_active);
-    uint64_t gpa = run->hypercall.args[0];
-    uint64_t npages = run->hypercall.args[1];
-    uint64_t attrs = run->hypercall.args[2];
-    bool to_private = attrs & KVM_MAP_GPA_RANGE_ENCRYPTED;
-    int ret;
 
     if (!swp) {
         return -ENOSYS;
     }
-
-    /*
-     * vCPU threads take hypercall exits without the BQL, which the
-     * conversion takes a piece at a time.
-     */
-    if ((attrs & ~SWP_MAP_GPA_ATTRS) || !npages ||
-        npages > UINT64_MAX / TARGET_PAGE_SIZE) {
-        ret = -EINVAL;
-    } else {
-        ret = kvm_guest_memfd_convert(gpa, npages * TARGET_PAGE_SIZE,
-                                      to_private);
-    }
-
-    /* Counted without the BQL: a conversion takes it once, not twice. */
-    if (!ret) {
-        if (to_private) {
-            stat64_add(&swp->to_private, 1);
-            stat64_add(&swp->bytes_to_private, npages * TARGET_PAGE_SIZE);
-        } else {
-            stat64_add(&swp->to_shared, 1);
-            stat64_add(&swp->bytes_to_shared, npages * TARGET_PAGE_SIZE);
-        }
-    } else if (ret == -EINVAL) {
-        stat64_add(&swp->rejected, 1);
-    } else {
-        stat64_add(&swp->failed, 1);
-    }
-    trace_sw_protected_guest_map_gpa_range(gpa, npages, attrs, ret);
-    if (ret == -EINVAL) {
-        trace_sw_protected_guest_map_gpa_range_refused(gpa, npages, attrs);
-    }
-
-    /* The guest sees the result in RAX; the exit itself is handled. */
-    run->hypercall.ret = ret;
-    return 0;
+    return cgs_gmem_map_gpa_range(&swp->stats, CGS_GMEM_ERRORS_IN_RAX, run);
 }
 
 /* Trace a KVM_EXIT_MEMORY_FAULT's outcome; count and report a failure. */
 static int swp_fault_done(SwProtectedGuest *swp, hwaddr gpa, uint64_t size,
                           bool private, const char *what, int ret)
 {
-    trace_sw_protected_guest_memory_fault(gpa, size, private, what, ret);
-    if (ret) {
-        stat64_add(&swp->faults_failed, 1);
-        error_report("sw-protected-guest: the guest's %s access to "
-                     "[0x%" HWADDR_PRIx ", +0x%" PRIx64 ") failed: %s",
-                     private ? "private" : "shared", gpa, size, what);
-    }
-    return ret;
-}
-
-/*
- * KVM_EXIT_MEMORY_FAULT with an intent bit (intent-bit=N): the guest's
- * access says whether it is private, as on SEV-SNP and TDX, and one whose
- * intent differs from the range's state asks for the range to be
- * converted, implicitly: QEMU converts it, as it would for a hypercall,
- * and the vCPU makes the access again.  But not when a conversion may
- * have overtaken the fault: if the range already matches the access, or
- * memory attributes changed since the vCPU entered KVM_RUN (the guest
- * converted the range and back meanwhile), the vCPU only retries, and
- * faults again if it still must; so the guest's data is never dropped on
- * a stale fault.  A private access to what is not private-capable RAM
- * cannot be served, nor made to match: the vCPU stops.
- *
- * Called without the BQL, which the conversion takes a piece at a time.
- */
-static int swp_intent_fault(SwProtectedGuest *swp, hwaddr gpa, uint64_t size,
-                            bool private)
-{
-    const char *what = NULL;
-    bool changed;
-    int state, ret = 0;
-
-    bql_lock();
-    state = kvm_guest_memfd_range_state(gpa, size);
-    changed = kvm_guest_memfd_changed_since_run();
-    bql_unlock();
-
-    if (state == -EINVAL) {
-        what = "not private-capable RAM";
-        ret = -EFAULT;
-    } else if (state == (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
-                                   KVM_GUEST_MEMFD_RANGE_SHARED)) {
-        what = "raced with a conversion, retried";
-        stat64_add(&swp->faults_retried, 1);
-    } else if (changed) {
-        what = "raced with conversions, retried";
-        stat64_add(&swp->faults_retried, 1);
-    } else {
-        ret = kvm_guest_memfd_convert(gpa, size, private);
-        if (ret == -EINVAL) {
-            /* Memory unplugged meanwhile */
-            what = "not private-capable RAM";
-            ret = -EFAULT;
-        } else if (ret) {
-            what = "the conversion failed";
-        } else if (private) {
-            what = "converted to private";
-            stat64_add(&swp->faults_to_private, 1);
-            stat64_add(&swp->bytes_to_private, size);
-        } else {
-            what = "converted to shared";
-            stat64_add(&swp->faults_to_shared, 1);
-            stat64_add(&swp->bytes_to_shared, size);
-        }
-    }
-    return swp_fault_done(swp, gpa, size, private, what, ret);
+    return cgs_gmem_fault_done(&swp->stats, TYPE_SW_PROTECTED_GUEST, gpa,
+                               size, private, what, ret);
 }
 
 /*
@@ -258,8 +144,14 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
     if (!swp) {
         return -ENOSYS;
     }
+    /*
+     * With an intent bit (intent-bit=N) the guest's access says whether it
+     * is private, as on SEV-SNP and TDX, and one whose intent differs from
+     * the range's state asks for an implicit conversion.
+     */
     if (swp->intent_bit) {
-        return swp_intent_fault(swp, gpa, size, private);
+        return cgs_gmem_intent_fault(&swp->stats, TYPE_SW_PROTECTED_GUEST,
+                                     gpa, size, private);
     }
     /* Each piece of a conversion, and memory hot-unplug, hold the BQL. */
     BQL_LOCK_GUARD();
@@ -268,16 +160,16 @@ static int swp_memory_fault(hwaddr gpa, uint64_t size, bool private)
         !kvm_guest_memfd_range_has_ram(gpa, size)) {
         ret = kvm_set_memory_attributes_shared(gpa, size);
         what = "not RAM, made shared";
-        stat64_add(&swp->faults_no_ram, !ret);
+        stat64_add(&swp->stats.faults_no_ram, !ret);
     } else if (state >= 0 &&
                state != (private ? KVM_GUEST_MEMFD_RANGE_PRIVATE :
                                    KVM_GUEST_MEMFD_RANGE_SHARED)) {
         what = "raced with a conversion, retried";
-        stat64_add(&swp->faults_retried, 1);
+        stat64_add(&swp->stats.faults_retried, 1);
     } else if (state >= 0 && kvm_guest_memfd_changed_since_run()) {
         /* Converted, and back again, since KVM saw the fault */
         what = "raced with conversions, retried";
-        stat64_add(&swp->faults_retried, 1);
+        stat64_add(&swp->stats.faults_retried, 1);
     } else {
         what = state == -EINVAL ? "not private-capable RAM" :
                "KVM cannot serve it as it is";
@@ -453,6 +345,7 @@ static void swp_region_del(MemoryListener *listener,
     if (!ret && !memory_region_is_mapped(section->mr)) {
         ret = swp_reset_block(rb, &dropped);
     }
+    kvm_guest_memfd_attributes_changing();
     trace_sw_protected_guest_unmapped(gpa, size, dropped, ret);
     if (ret) {
         error_report("sw-protected-guest: cannot make [0x%" HWADDR_PRIx
@@ -489,6 +382,7 @@ static void swp_reset(void *opaque)
     if (!ret && dropped) {
         ret = swp_share_mapped();
     }
+    kvm_guest_memfd_attributes_changing();
     trace_sw_protected_guest_reset(dropped, ret);
     if (ret) {
         error_report("sw-protected-guest: cannot make guest memory shared at "
@@ -540,6 +434,7 @@ static void swp_machine_done(Notifier *n, void *unused)
     };
     memory_listener_register(&swp->unmapped, &address_space_memory);
     kvm_guest_memfd_set_fault_handler(swp_memory_fault);
+    cgs_gmem_set_hypercall_handler(swp_map_gpa_range);
     qatomic_set(&swp_active, swp);
 }
 
@@ -552,6 +447,34 @@ static int swp_kvm_type(X86ConfidentialGuest *cg)
         exit(1);
     }
     return KVM_X86_SW_PROTECTED_VM;
+}
+
+/*
+ * KVM refuses a memslot that reaches the intent bit, and QEMU aborts when
+ * KVM refuses a memslot: RAM mapped that high (more RAM than the bit
+ * leaves room for, or DIMMs placed above it) must stop QEMU with an error
+ * first.  Runs before KVM's listener.
+ */
+static void swp_below_bit_add(MemoryListener *listener,
+                              MemoryRegionSection *section)
+{
+    SwProtectedGuest *swp = container_of(listener, SwProtectedGuest,
+                                         below_bit);
+    Int128 end = int128_add(int128_make64(section->offset_within_address_space),
+                            section->size);
+
+    if (memory_region_is_ram(section->mr) &&
+        int128_gt(end, int128_make64(BIT_ULL(swp->intent_bit)))) {
+        error_report("sw-protected-guest: intent-bit=%u is below the end of "
+                     "RAM '%s' at [0x%" HWADDR_PRIx ", +0x%" PRIx64 "): "
+                     "guest memory must lie below the intent bit",
+                     swp->intent_bit, memory_region_name(section->mr),
+                     section->offset_within_address_space,
+                     int128_get64(section->size));
+        error_printf("Use a higher intent-bit, or less memory (-m, "
+                     "maxmem).\n");
+        exit(1);
+    }
 }
 
 /* Tell KVM the intent bit, before it has memslots and vCPUs. */
@@ -610,8 +533,16 @@ static int swp_kvm_init(ConfidentialGuestSupport *cgs, Error **errp)
                    "(KVM_CAP_EXIT_HYPERCALL)");
         return -1;
     }
-    if (swp->intent_bit && !swp_enable_intent_bit(swp, errp)) {
-        return -1;
+    if (swp->intent_bit) {
+        if (!swp_enable_intent_bit(swp, errp)) {
+            return -1;
+        }
+        swp->below_bit = (MemoryListener) {
+            .name = "sw-protected-guest-intent-bit",
+            .region_add = swp_below_bit_add,
+            .priority = MEMORY_LISTENER_PRIORITY_MIN,
+        };
+        memory_listener_register(&swp->below_bit, &address_space_memory);
     }
     cgs->ready = true;
     return 0;
@@ -664,12 +595,9 @@ static void swp_set_intent_bit(Object *obj, Visitor *v, const char *name,
     swp->intent_bit = value;
 }
 
-static void swp_get_counter(Object *obj, Visitor *v, const char *name,
-                            void *opaque, Error **errp)
+static CgsGmemStats *swp_stats_of(Object *obj)
 {
-    uint64_t value = stat64_get((Stat64 *)((char *)obj + (uintptr_t)opaque));
-
-    visit_type_uint64(v, name, &value, errp);
+    return &SW_PROTECTED_GUEST(obj)->stats;
 }
 
 static void swp_instance_init(Object *obj)
@@ -694,6 +622,10 @@ static void swp_instance_finalize(Object *obj)
         ram_block_notifier_remove(&swp->ram_blocks);
         memory_listener_unregister(&swp->unmapped);
         kvm_guest_memfd_set_fault_handler(NULL);
+        cgs_gmem_set_hypercall_handler(NULL);
+    }
+    if (swp->below_bit.region_add) {
+        memory_listener_unregister(&swp->below_bit);
     }
 }
 
@@ -701,40 +633,6 @@ static void swp_class_init(ObjectClass *oc, const void *data)
 {
     ConfidentialGuestSupportClass *klass = CONFIDENTIAL_GUEST_SUPPORT_CLASS(oc);
     X86ConfidentialGuestClass *x86_klass = X86_CONFIDENTIAL_GUEST_CLASS(oc);
-    static const struct {
-        const char *name;
-        size_t offset;
-        const char *desc;
-    } counters[] = {
-        { "conversions-to-private", offsetof(SwProtectedGuest, to_private),
-          "Guest requests to make memory private that were carried out" },
-        { "conversions-to-shared", offsetof(SwProtectedGuest, to_shared),
-          "Guest requests to make memory shared that were carried out" },
-        { "bytes-to-private", offsetof(SwProtectedGuest, bytes_to_private),
-          "Bytes made private at the guest's request (by hypercall or, "
-          "with intent-bit, by access)" },
-        { "bytes-to-shared", offsetof(SwProtectedGuest, bytes_to_shared),
-          "Bytes made shared at the guest's request (by hypercall or, "
-          "with intent-bit, by access)" },
-        { "conversions-rejected", offsetof(SwProtectedGuest, rejected),
-          "Guest requests refused as invalid (the guest got -EINVAL)" },
-        { "conversions-failed", offsetof(SwProtectedGuest, failed),
-          "Guest requests the host failed to carry out (the guest got -EIO)" },
-        { "faults-retried", offsetof(SwProtectedGuest, faults_retried),
-          "KVM_EXIT_MEMORY_FAULT exits that raced with a conversion" },
-        { "faults-outside-ram", offsetof(SwProtectedGuest, faults_no_ram),
-          "Private accesses where no RAM is (any more), made shared" },
-        { "faults-failed", offsetof(SwProtectedGuest, faults_failed),
-          "KVM_EXIT_MEMORY_FAULT exits that stopped the vCPU" },
-        { "faults-to-private", offsetof(SwProtectedGuest, faults_to_private),
-          "Private accesses to shared memory (intent-bit) that QEMU "
-          "converted to private" },
-        { "faults-to-shared", offsetof(SwProtectedGuest, faults_to_shared),
-          "Shared accesses to private memory (intent-bit) that QEMU "
-          "converted to shared" },
-    };
-    int i;
-
     klass->kvm_init = swp_kvm_init;
     x86_klass->kvm_type = swp_kvm_type;
     x86_klass->check_features = swp_check_features;
@@ -748,13 +646,7 @@ static void swp_class_init(ObjectClass *oc, const void *data)
         "and the memory's state differ, and QEMU converts the memory "
         "(0: none, KVM takes the intent from the memory's state)");
 
-    for (i = 0; i < ARRAY_SIZE(counters); i++) {
-        object_class_property_add(oc, counters[i].name, "uint64",
-                                  swp_get_counter, NULL, NULL,
-                                  (void *)(uintptr_t)counters[i].offset);
-        object_class_property_set_description(oc, counters[i].name,
-                                              counters[i].desc);
-    }
+    cgs_gmem_class_add_counters(oc, swp_stats_of);
 }
 
 static const TypeInfo swp_info = {

@@ -259,6 +259,47 @@ static void test_swp_intent_bit(void)
     qtest_quit(qts);
 }
 
+/*
+ * The counters of conversions (by hypercall and by access) that every
+ * confidential guest on memory-backend-guest-memfd has: sw-protected-guest,
+ * tdx-guest and sev-snp-guest.  Read-only; 0 before a guest ran (and for
+ * an object the machine does not use).
+ */
+static void test_cgs_counters(void)
+{
+    static const char *const counters[] = {
+        "conversions-to-private", "conversions-to-shared",
+        "bytes-to-private", "bytes-to-shared", "conversions-rejected",
+        "conversions-failed", "faults-retried", "faults-outside-ram",
+        "faults-failed", "faults-to-private", "faults-to-shared",
+    };
+    static const char *const objects[] = {
+        "sw-protected-guest,id=c0",
+        "tdx-guest,id=c1",
+        "sev-snp-guest,id=c2,cbitpos=51,reduced-phys-bits=1",
+    };
+    g_autofree char *args = g_strdup_printf("-machine none -object %s "
+                                            "-object %s -object %s",
+                                            objects[0], objects[1],
+                                            objects[2]);
+    QTestState *qts = qtest_init(args);
+    int i, j;
+
+    for (i = 0; i < ARRAY_SIZE(objects); i++) {
+        g_autofree char *path = g_strdup_printf("/objects/c%d", i);
+
+        for (j = 0; j < ARRAY_SIZE(counters); j++) {
+            assert_qom_int(qts, path, counters[j], 0);
+            assert_error(qtest_qmp(qts, "{ 'execute': 'qom-set', "
+                                   "'arguments': { 'path': %s, "
+                                   "'property': %s, 'value': 1 } }",
+                                   path, counters[j]),
+                         "is not writable");
+        }
+    }
+    qtest_quit(qts);
+}
+
 static void test_kvm_bad_input(void)
 {
     const char *why = kvm_gmem_unavailable();
@@ -406,6 +447,7 @@ int main(int argc, char **argv)
     qtest_add_func("/guest-memfd/schema", test_schema);
     qtest_add_func("/guest-memfd/no-kvm", test_no_kvm);
     qtest_add_func("/sw-protected-guest/intent-bit", test_swp_intent_bit);
+    qtest_add_func("/confidential-guests/counters", test_cgs_counters);
     qtest_add_func("/guest-memfd/kvm/bad-input", test_kvm_bad_input);
     qtest_add_func("/guest-memfd/kvm/readback", test_kvm_readback);
 
