@@ -54,6 +54,13 @@ def swp(backend, machine="", swp_props=""):
              + machine, "-m", "64M"])
 
 
+def cgs(qom_type, backend):
+    """A confidential guest of another type, with its RAM from backend."""
+    return (["-object", qom_type + ",id=cgs0"] + backend +
+            ["-machine", "q35,memory-backend=m0,confidential-guest-support=cgs0",
+             "-m", "64M"])
+
+
 def obj_add(**props):
     return ("object-add", dict({"qom-type": GMEM, "id": "x0", "size": MiB}, **props))
 
@@ -114,6 +121,14 @@ CASES = [
     Case("command line", "sw-protected-guest and ``--only-migratable``",
          "cannot be migrated or snapshotted", env="rig",
          args=swp(gobj(",mmap=off")) + ["--only-migratable"]),
+    Case("command line", "tdx-guest on a host without TDX (here: an AMD "
+         "CPU)", "TDX needs an Intel Xeon CPU with TDX", env="rig",
+         args=cgs("tdx-guest", gobj(",mmap=off"))),
+    Case("command line", "sev-snp-guest on a host whose KVM has no SEV "
+         "support (here: built without ``CONFIG_KVM_AMD_SEV``)",
+         "SEV-SNP needs a host kernel whose kvm_amd has SEV-SNP support",
+         env="rig", args=cgs("sev-snp-guest,cbitpos=51,reduced-phys-bits=1",
+                             gobj(",mmap=off"))),
     Case("command line", "sw-protected-guest with ``intent-bit=31``",
          "must be 0 (none) or a GPA bit from 32 to 63",
          args=swp(gobj(",mmap=off"), swp_props=",intent-bit=31")),
@@ -126,6 +141,11 @@ CASES = [
          "is not a physical address bit of the guest's CPU", env="rig",
          args=swp(gobj(",mmap=off"), swp_props=",intent-bit=39") +
          ["-cpu", "qemu64,phys-bits=39"]),
+    Case("command line", "sw-protected-guest with an ``intent-bit`` below "
+         "the end of RAM (here 3 GiB, 1 GiB of it above 4 GiB)",
+         "is below the end of RAM 'm0' at [0x100000000", env="rig",
+         args=swp(gobj(",mmap=off", size="3G"),
+                  swp_props=",intent-bit=32")[:-2] + ["-m", "3G"]),
     Case("command line", "sw-protected-guest with an ``intent-bit`` below "
          "the end of guest memory (here the DIMM range up to ``maxmem``)",
          "is below the end of guest memory", env="rig",
