@@ -14,6 +14,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import importlib
 import os
+import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,6 +22,31 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, HERE)
 import runner  # noqa: E402
+
+# How long one test may take (the longest seen: about 75 s).  A test that
+# hangs is stopped where it waits, and FAILs saying where, so that the
+# rest of the rig's tests still run: a hang no longer uses up the whole
+# rig's time with no word of which test it was.
+TEST_LIMIT = int(os.environ.get("GM_RIG_TEST_LIMIT", "300"))
+
+
+class TestHung(Exception):
+    pass
+
+
+def _stop_hung_test(signum, frame):
+    """SIGALRM: stop the test, naming where in the tests' code it waited."""
+    tests = os.path.dirname(HERE)
+    where = []
+    while frame:
+        path = frame.f_code.co_filename
+        if path.startswith(tests) and os.path.basename(path) not in (
+                "runner.py", "in_rig.py"):
+            where.append("%s:%d" % (os.path.basename(path), frame.f_lineno))
+        frame = frame.f_back
+    raise TestHung("no result after %ds: stopped waiting at %s" % (
+        TEST_LIMIT, " < ".join(where[:4]) or "?"))
+
 
 # The results folder the rig's init mounted from the host
 OUT = os.path.join(os.environ.get("GM_RIG_RESULTS", "/tmp/rig-results"),
@@ -49,9 +75,14 @@ def main():
         tests += [(prefix + n, f) for n, f in runner.tests_of(mod)
                   if (not select or select in prefix + n) and
                   not (exclude and exclude in prefix + n)]
+    signal.signal(signal.SIGALRM, _stop_hung_test)
     with open(OUT, "w") as out:
         for name, func in tests:
-            status, detail, secs = runner.run(name, func)
+            signal.alarm(TEST_LIMIT)
+            try:
+                status, detail, secs = runner.run(name, func)
+            finally:
+                signal.alarm(0)
             line = "%s %s (%.1fs)%s" % (status, name, secs,
                                         ": " + detail.replace("\n", " | ") if detail else "")
             print(line, flush=True)
