@@ -40,6 +40,8 @@
 #include "standard-headers/linux/kvm_para.h"
 #include "exec/target_page.h"
 #include "target/i386/cgs-gmem.h"
+#include "target/i386/kvm/tdx.h"
+#include "target/i386/sev.h"
 #include "trace/trace-overlay.h"
 
 /* Valid bits of KVM_HC_MAP_GPA_RANGE's attributes */
@@ -238,9 +240,6 @@ int x86_cgs_map_gpa_range(struct kvm_run *run)
  * to the engine, the rest to QEMU's own handling.
  */
 
-#define TYPE_TDX_GUEST_NAME "tdx-guest"
-#define TYPE_SEV_SNP_GUEST_NAME "sev-snp-guest"
-
 /* The machine has one confidential guest object: its counters */
 static CgsGmemStats cgs_hw_stats;
 static Object *cgs_hw_active;
@@ -325,8 +324,8 @@ static void cgs_hw_machine_done(Notifier *n, void *unused)
 {
     Object *cgs = current_machine ? OBJECT(current_machine->cgs) : NULL;
 
-    if (!cgs || (!object_dynamic_cast(cgs, TYPE_TDX_GUEST_NAME) &&
-                 !object_dynamic_cast(cgs, TYPE_SEV_SNP_GUEST_NAME))) {
+    if (!cgs || (!object_dynamic_cast(cgs, TYPE_TDX_GUEST) &&
+                 !object_dynamic_cast(cgs, TYPE_SEV_SNP_GUEST))) {
         return;
     }
     qatomic_set(&cgs_hw_active, cgs);
