@@ -31,6 +31,8 @@ QEMU_BUILD = os.path.join(gmemtest.BUILD, "qemu-build")
 # with meson (ours in tests/qtest/meson.build) and run by `meson test`.
 QTESTS = [
     ("overlay/tests/qtest/guest-memfd-test", "guest-memfd-test", "ours"),
+    # A unit test of QEMU code the backend relies on (hook 0025)
+    ("overlay/tests/unit/test-qemu-file-error", "test-qemu-file-error", "ours"),
     ("tests/qtest/qom-test", "qtest-x86_64/qom-test", "QEMU"),
     ("tests/qtest/device-introspect-test", "qtest-x86_64/device-introspect-test", "QEMU"),
     ("tests/qtest/qmp-test", "qtest-x86_64/qmp-test", "QEMU"),
@@ -85,6 +87,11 @@ def build(qtest_targets):
     return r == 0
 
 
+def test_label(target, name):
+    """What the results call a meson test: qtest/NAME or unit/NAME."""
+    return ("unit/" if "/unit/" in target else "qtest/") + name.split("/")[-1]
+
+
 def tap_skip_reason(stdout, case):
     """The reason a qtest's TAP output gives for skipping case ("4
     /x86_64/a/b" in meson's JUnit log: "ok 4 /x86_64/a/b # SKIP reason"),
@@ -104,7 +111,7 @@ def run_qtests(res, qtests, timeout=1800):
     missing = [t for t, _, _ in qtests
                if not os.access(os.path.join(QEMU_BUILD, t), os.X_OK)]
     for t in missing:
-        res.report("FAIL", "qtest/%s" % os.path.basename(t), "%s is not built "
+        res.report("FAIL", test_label(t, t), "%s is not built "
                    "(--no-build skips building the qtests)" % t)
     qtests = [q for q in qtests if q[0] not in missing]
     if not qtests:
@@ -136,15 +143,15 @@ def run_qtests(res, qtests, timeout=1800):
     cases = {}
     for suite in suites.iter("testsuite"):
         cases[suite.get("name").split(" / ")[-1]] = list(suite.iter("testcase"))
-    for _, name, origin in qtests:
-        short = name.split("/")[-1]
+    for target, name, origin in qtests:
+        label = test_label(target, name)
         t = results.get(name)
         if t is None:
-            res.report("FAIL", "qtest/%s" % short, "meson test did not run it")
+            res.report("FAIL", label, "meson test did not run it")
             continue
         failed = False
         for case in cases.get(name, []):
-            cname = "qtest/%s%s" % (short, case.get("name").split(" ", 1)[-1])
+            cname = label + case.get("name").split(" ", 1)[-1]
             if case.find("skipped") is not None:
                 res.report("SKIP", cname, case.find("skipped").get("message") or
                            tap_skip_reason(t.get("stdout") or "", case.get("name")) or
@@ -157,12 +164,12 @@ def run_qtests(res, qtests, timeout=1800):
                 res.report("PASS", cname)
         if t["result"] not in ("OK", "SKIP") and not failed:
             tail = (t.get("stdout") or "").strip().splitlines()[-8:]
-            res.report("FAIL", "qtest/%s" % short, "meson says %s after %d cases: %s"
+            res.report("FAIL", label, "meson says %s after %d cases: %s"
                        % (t["result"], len(cases.get(name, [])), " | ".join(tail)))
         elif not cases.get(name):
-            res.report("FAIL", "qtest/%s" % short, "reported no test")
-        print("# qtest/%s (%s): %d results in %.1fs" % (
-            short, origin, len(cases.get(name, [])), t.get("duration", 0)), flush=True)
+            res.report("FAIL", label, "reported no test")
+        print("# %s (%s): %d results in %.1fs" % (
+            label, origin, len(cases.get(name, [])), t.get("duration", 0)), flush=True)
     print("# qtests: meson test, %.1fs" % (time.time() - start), flush=True)
 
 
@@ -209,8 +216,8 @@ def main():
 
     res = Results()
     qtests = [q for q in QTESTS
-              if not opts.select or opts.select in "qtest/" + os.path.basename(q[0])
-              or opts.select.startswith("qtest/" + os.path.basename(q[0]))]
+              if not opts.select or opts.select in test_label(q[0], q[1])
+              or opts.select.startswith(test_label(q[0], q[1]))]
     if not opts.no_build:
         t0 = time.time()
         if not build([t for t, _, _ in QTESTS]):
