@@ -79,6 +79,28 @@ class Skip(unittest.SkipTest):
     """Raised by a test that cannot run here; the message is the reason."""
 
 
+class RigCorrupted(Exception):
+    """The rig's TCG left a vCPU of the nested guest with a state the
+    guest cannot have."""
+
+
+def guest_hangs(hmp, why):
+    """The payload guest hangs: raise RigCorrupted if a vCPU is where the
+    payload never runs, else AssertionError.  hmp(line) runs an HMP
+    command in the guest's QEMU; why, with the vCPUs' RIPs, is the
+    message."""
+    regs = hmp("info registers -a")
+    rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
+            if l.startswith("RIP=")]
+    # First: a retried run's message is cut short.
+    why = "RIPs %s; %s" % (" ".join("0x%x" % r for r in rips), why)
+    # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
+    # a Linux kernel address) is not the guest's doing.
+    if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
+        raise RigCorrupted(why)
+    raise AssertionError(why)
+
+
 def kvm_caps():
     """KVM's VM-level capabilities that the backend depends on, or None
     with a reason when /dev/kvm cannot be used."""

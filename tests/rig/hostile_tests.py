@@ -16,30 +16,10 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import time
 
-from gmemtest import KIND_FUZZ, KIND_RACE, Qemu, Skip, meminfo, payload_args, \
-    payload_result, proc_status, thread_states, FLAG_HALT
+from gmemtest import KIND_FUZZ, KIND_RACE, Qemu, RigCorrupted, Skip, \
+    guest_hangs, meminfo, payload_args, payload_result, proc_status, \
+    thread_states, FLAG_HALT
 from rig_tests import MiB, SWP_ARGS, SWP_MACHINE, intent_args, intent_bit
-
-
-class RigCorrupted(Exception):
-    """The rig's TCG left a vCPU of the nested guest with a state the
-    guest cannot have."""
-
-
-def guest_hangs(vm, why):
-    """The payload guest in vm hangs: raise RigCorrupted if a vCPU is
-    where the payload never runs, else AssertionError; why, with the
-    vCPUs' RIPs, is the message."""
-    regs = vm.qmp.hmp("info registers -a")
-    rips = [int(l.split()[0][4:], 16) for l in regs.splitlines()
-            if l.startswith("RIP=")]
-    # First: a retried run's message is cut short.
-    why = "RIPs %s; %s" % (" ".join("0x%x" % r for r in rips), why)
-    # The payload runs from its image below 4 GiB: a RIP elsewhere (seen:
-    # a Linux kernel address) is not the guest's doing.
-    if any(not 0xffff0000 <= r < 1 << 32 for r in rips):
-        raise RigCorrupted(why)
-    raise AssertionError(why)
 
 
 RACE_COUNTERS = ("conversions-to-private", "conversions-to-shared",
@@ -58,7 +38,7 @@ def race_run(n, args=SWP_ARGS):
             assert status == "running", "the VM %s: %s %s" % (
                 status, vm.output()[-300:], vm.errors()[-600:])
             if time.time() > deadline:
-                guest_hangs(vm, "no result: %s; counters %r" % (
+                guest_hangs(vm.qmp.hmp, "no result: %s; counters %r" % (
                     vm.output()[-120:], {c: vm.qom_get("/objects/swp", c) for c in (
                         "conversions-to-private", "faults-retried", "faults-failed")}))
             time.sleep(0.2)
@@ -147,7 +127,7 @@ def fuzz_run(steps):
             if now != last:
                 last, moved = now, time.time()
             if time.time() - moved > 10 or time.time() - t0 > 180:
-                guest_hangs(vm, "at %d conversions after %.0f s, none for "
+                guest_hangs(vm.qmp.hmp, "at %d conversions after %.0f s, none for "
                             "%.0f s: %s; QEMU threads: %s" % (
                                 last, time.time() - t0, time.time() - moved,
                                 vm.output()[-200:], thread_states(vm.proc.pid)))
