@@ -255,34 +255,26 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     }
 
     if (gm->mmap) {
-        if (backend->guest_memfd && current_machine->cgs &&
-            (object_dynamic_cast(OBJECT(current_machine->cgs), "tdx-guest") ||
-             object_dynamic_cast(OBJECT(current_machine->cgs),
-                                 "sev-snp-guest"))) {
-            /*
-             * In place, a page would change hands between the host and the
-             * guest with the hardware's protection of it (SEV-SNP's RMP,
-             * TDX's module) changed under QEMU's mapping: the in-place
-             * series does that for software-protected VMs only.
-             */
-            error_setg(errp, "%s: mmap=on memory is mapped by the host and "
-                       "converted in place, which the confidential guest "
-                       "'%s' cannot have: the hardware protects its private "
-                       "pages, and KVM converts them in place only for "
-                       "software-protected VMs", type,
-                       object_get_typename(OBJECT(current_machine->cgs)));
-            error_append_hint(errp, "Use mmap=off.\n");
-            return false;
-        }
         if (backend->guest_memfd && !kvm_guest_memfd_in_place_supported()) {
-            error_setg(errp, "%s: mmap=on memory is mapped by the host, but "
-                       "the confidential guest '%s' needs private memory, and "
-                       "this host's KVM cannot convert guest_memfd pages "
-                       "between private and shared in place (no "
-                       "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES: the project's "
-                       "gmem-in-place kernel series, with "
-                       "kvm.gmem_in_place_conversion=1)", type,
-                       object_get_typename(OBJECT(current_machine->cgs)));
+            const char *cgs = object_get_typename(OBJECT(current_machine->cgs));
+
+            if (kvm_guest_memfd_in_place_host_supported()) {
+                /* KVM does it, but not for this VM type: SEV-SNP, TDX */
+                error_setg(errp, "%s: mmap=on memory is mapped by the host "
+                           "and converted in place, which this host's KVM "
+                           "does, but not in the VM of the confidential "
+                           "guest '%s': the hardware protects its private "
+                           "pages, and KVM converts pages in place only for "
+                           "software-protected VMs", type, cgs);
+            } else {
+                error_setg(errp, "%s: mmap=on memory is mapped by the host, "
+                           "but the confidential guest '%s' needs private "
+                           "memory, and this host's KVM cannot convert "
+                           "guest_memfd pages between private and shared in "
+                           "place (no KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES: "
+                           "the project's gmem-in-place kernel series, with "
+                           "kvm.gmem_in_place_conversion=1)", type, cgs);
+            }
             error_append_hint(errp, "Use mmap=off.\n");
             return false;
         }

@@ -98,6 +98,14 @@ bool kvm_guest_memfd_in_place_supported(void)
     return attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 }
 
+bool kvm_guest_memfd_in_place_host_supported(void)
+{
+    return kvm_state &&
+           (MAX(0, kvm_check_extension(kvm_state,
+                                       KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES)) &
+            KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
 /*
  * No capability tells whether KVM logs dirty pages of guest_memfd
  * memslots, so ask: bind a one-page guest_memfd, mapped shared, to a
@@ -667,7 +675,15 @@ int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
     return ret;
 }
 
-int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
+/* Whether @rb is RAM of memory-backend-guest-memfd */
+static bool gmem_backend_ram(RAMBlock *rb)
+{
+    return object_dynamic_cast(memory_region_owner(rb->mr),
+                               TYPE_MEMORY_BACKEND_GUEST_MEMFD);
+}
+
+/* The range's state, of memory-backend-guest-memfd RAM only if backend */
+static int gmem_range_state(hwaddr gpa, uint64_t size, bool backend)
 {
     uint64_t page = qemu_real_host_page_size();
     uint64_t done, len;
@@ -683,7 +699,7 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
         KvmGuestMemfdRangeState this;
 
         len = gmem_private_section(gpa + done, size - done, &rb, &offset);
-        if (!len || !rb->attributes) {
+        if (!len || !rb->attributes || (backend && !gmem_backend_ram(rb))) {
             return -EINVAL;
         }
         first = offset / page;
@@ -701,6 +717,16 @@ int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
         state = this;
     }
     return state;
+}
+
+int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size)
+{
+    return gmem_range_state(gpa, size, false);
+}
+
+int kvm_guest_memfd_backend_range_state(hwaddr gpa, uint64_t size)
+{
+    return gmem_range_state(gpa, size, true);
 }
 
 int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,

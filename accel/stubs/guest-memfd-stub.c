@@ -31,3 +31,8 @@ bool kvm_guest_memfd_in_place_supported(void)
 {
     return false;
 }
+
+bool kvm_guest_memfd_in_place_host_supported(void)
+{
+    return false;
+}

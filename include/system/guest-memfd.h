@@ -42,10 +42,20 @@ bool kvm_private_memory_supported(void);
  * (KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, which
  * KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES announces with
  * KVM_MEMORY_ATTRIBUTE_PRIVATE): the project's gmem-in-place kernel series
- * with kvm.gmem_in_place_conversion=1, in a VM with private memory.  A
+ * with kvm.gmem_in_place_conversion=1, in a software-protected VM.  A
  * mapped, shared guest_memfd can then hold private pages too.
  */
 bool kvm_guest_memfd_in_place_supported(void);
+
+/**
+ * kvm_guest_memfd_in_place_host_supported:
+ *
+ * Returns: whether this host's KVM converts guest_memfd pages in place in
+ * VMs of some type (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES on /dev/kvm),
+ * though maybe not in this VM: KVM does it only where a conversion changes
+ * nothing in hardware, not for SEV-SNP or TDX.
+ */
+bool kvm_guest_memfd_in_place_host_supported(void);
 
 /**
  * kvm_guest_memfd_dirty_log_supported:
@@ -231,6 +241,16 @@ typedef enum KvmGuestMemfdRangeState {
  * not private-capable guest_memfd RAM.
  */
 int kvm_guest_memfd_range_state(hwaddr gpa, uint64_t size);
+
+/**
+ * kvm_guest_memfd_backend_range_state:
+ * @gpa, @size: a page-aligned range of guest physical memory
+ *
+ * Returns: as kvm_guest_memfd_range_state(), but -EINVAL also if some of
+ * the range is not RAM of memory-backend-guest-memfd (machine RAM, NUMA
+ * nodes', DIMMs').  Call with the BQL held.
+ */
+int kvm_guest_memfd_backend_range_state(hwaddr gpa, uint64_t size);
 
 /**
  * kvm_guest_memfd_drop_private:

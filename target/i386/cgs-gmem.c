@@ -265,31 +265,8 @@ static const char *cgs_hw_name(void)
  */
 static bool cgs_hw_engine_range(hwaddr gpa, uint64_t size)
 {
-    hwaddr pos = gpa, end = gpa + size;
-
-    if (!size || end < gpa) {
-        return false;
-    }
     BQL_LOCK_GUARD();
-    while (pos < end) {
-        MemoryRegionSection section;
-        bool ours;
-
-        section = memory_region_find(get_system_memory(), pos, end - pos);
-        if (!section.mr) {
-            return false;
-        }
-        ours = section.offset_within_address_space == pos &&
-               memory_region_owner(section.mr) &&
-               object_dynamic_cast(memory_region_owner(section.mr),
-                                   TYPE_MEMORY_BACKEND_GUEST_MEMFD);
-        pos += int128_get64(section.size);
-        memory_region_unref(section.mr);
-        if (!ours) {
-            return false;
-        }
-    }
-    return kvm_guest_memfd_range_state(gpa, size) >= 0;
+    return kvm_guest_memfd_backend_range_state(gpa, size) >= 0;
 }
 
 static int cgs_hw_map_gpa_range(struct kvm_run *run)
