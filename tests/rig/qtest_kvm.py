@@ -44,3 +44,7 @@ def test_bad_input():
 
 def test_readback():
     run_case("/guest-memfd/kvm/readback")
+
+
+def test_cgs_refusals():
+    run_case("/guest-memfd/kvm/cgs-refusals")
