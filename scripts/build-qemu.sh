@@ -1,7 +1,8 @@
 #!/bin/bash
-# Configure (once) and build qemu-system-x86_64 with the overlay, plus any
-# extra ninja targets given as arguments.  Incremental: with nothing
-# changed it only runs a no-op ninja.
+# Configure (once) and build qemu-system-x86_64 and qemu-system-aarch64
+# (the arm64 rig runs on it) with the overlay, plus any extra ninja
+# targets given as arguments.  Incremental: with nothing changed it only
+# runs a no-op ninja.
 #   --asan  the same, with AddressSanitizer, in build/qemu-asan (for the
 #           tests that look for memory errors; QEMU_ASAN_BIN)
 #   --no-kvm  the same, without KVM (TCG only), in build/qemu-nokvm: the
@@ -12,24 +13,32 @@ set -euo pipefail
 asan=()
 kvm=(--enable-kvm)
 devices=gmem
+# The sanitizer and no-KVM builds are x86 only: what they test is the same
+# code on either target.
+targets=(x86_64-softmmu aarch64-softmmu)
 if [ "${1:-}" = --asan ]; then
     shift
     asan=(--enable-asan)
+    targets=(x86_64-softmmu)
     QEMU_BUILD=$QEMU_ASAN_BUILD
 elif [ "${1:-}" = --no-kvm ]; then
     shift
     kvm=(--disable-kvm)
     devices=gmem-nokvm
+    targets=(x86_64-softmmu)
     QEMU_BUILD=$QEMU_NOKVM_BUILD
 fi
+binaries=("${targets[@]/#/qemu-system-}")
+binaries=("${binaries[@]%-softmmu}")
 
 "$GM_ROOT/scripts/setup-deps.sh"
 "$GM_ROOT/scripts/qemu-tree.sh"
 
 config=(
-    --target-list=x86_64-softmmu
+    --target-list="$(IFS=,; echo "${targets[*]}")"
     --without-default-features
     --without-default-devices --with-devices-x86_64=$devices
+    --with-devices-aarch64=gmem
     "${kvm[@]}" --enable-tcg
     --enable-fdt=system --enable-slirp
     --enable-virtfs --enable-attr --enable-cap-ng
@@ -56,9 +65,9 @@ command -v ccache >/dev/null && ccache --max-size=8G >/dev/null
 jobs=$(( $(nproc) + 1 ))
 what=${asan[@]+ with AddressSanitizer}
 [ "${kvm[0]}" = --disable-kvm ] && what=" without KVM"
-gm_log "building qemu-system-x86_64$what $*"
+gm_log "building ${binaries[*]}$what $*"
 log=$QEMU_BUILD.ninja.log
-ninja -C "$QEMU_BUILD" -j"$jobs" qemu-system-x86_64 "$@" >"$log" 2>&1 ||
+ninja -C "$QEMU_BUILD" -j"$jobs" "${binaries[@]}" "$@" >"$log" 2>&1 ||
     { grep -E "error:|undefined reference|^FAILED" "$log" | head -40 >&2;
       gm_die "build failed (log: $log)"; }
 # QEMU builds without -Werror outside git; the overlay's own code must not

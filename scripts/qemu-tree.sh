@@ -48,6 +48,8 @@ link_overlay() {
     ln -sfn "$GM_ROOT" "$QEMU_SRC/overlay"
     ln -sfn "$GM_ROOT/configs/x86_64-devices.mak" \
         "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
+    ln -sfn "$GM_ROOT/configs/aarch64-devices.mak" \
+        "$QEMU_SRC/configs/devices/aarch64-softmmu/gmem.mak"
     # The same devices for a build without KVM: less what needs KVM
     grep -v -E '^CONFIG_(SEV|TDX)=' "$GM_ROOT/configs/x86_64-devices.mak" \
         >"$QEMU_SRC/configs/devices/x86_64-softmmu/gmem-nokvm.mak"
@@ -61,7 +63,8 @@ link_overlay() {
     done >"$QEMU_SRC/.git/info/exclude.overlay"
     # None of it is QEMU's: keep it out of the tree's git status.
     { printf '%s\n' /.gm-key /overlay /configs/devices/x86_64-softmmu/gmem.mak \
-          /configs/devices/x86_64-softmmu/gmem-nokvm.mak
+          /configs/devices/x86_64-softmmu/gmem-nokvm.mak \
+          /configs/devices/aarch64-softmmu/gmem.mak
       cat "$QEMU_SRC/.git/info/exclude.overlay"; } >"$QEMU_SRC/.git/info/exclude"
 }
 
