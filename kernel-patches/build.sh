@@ -8,9 +8,35 @@
 # patches + config, so an unchanged kernel is never rebuilt.  Prints the
 # bzImage's path as its last line on success.
 #
-#   kernel-patches/build.sh [--print-key | --print-patches]
+# --arch arm64 builds the arm64 rig's kernel instead, with Debian's cross
+# compiler (gcc-aarch64-linux-gnu) and config.arm64.fragment, and prints
+# its Image's path.
+#
+#   kernel-patches/build.sh [--arch x86|arm64] [--print-key | --print-patches]
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
+
+arch=x86
+action=build
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --arch) arch=${2:-}; shift 2 || gm_die "--arch needs x86 or arm64" ;;
+    --print-key) action=key; shift ;;
+    --print-patches) action=patches; shift ;;
+    *) gm_die "unknown argument $1 (usage: build.sh [--arch x86|arm64] [--print-key | --print-patches])" ;;
+    esac
+done
+case "$arch" in
+x86) fragment=config.fragment image=arch/x86/boot/bzImage target=bzImage prefix=
+     cross=() ;;
+arm64) fragment=config.arm64.fragment image=arch/arm64/boot/Image target=Image
+       prefix=arm64-
+       command -v aarch64-linux-gnu-gcc >/dev/null ||
+           gm_die "no aarch64-linux-gnu-gcc: run scripts/setup-deps.sh (it installs
+  Debian's gcc-aarch64-linux-gnu)"
+       cross=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-) ;;
+*) gm_die "--arch $arch: x86 or arm64" ;;
+esac
 
 LINUX_VERSION=7.2.13-1
 LINUX_DEB=linux-source-7.2_${LINUX_VERSION}_all.deb
@@ -28,14 +54,16 @@ while read -r s; do
         patches+=("$here/$s/$p")
     done <"$here/$s/series"
 done <"$here/series"
-[ "${1:-}" = --print-patches ] && { printf '%s\n' "${patches[@]}"; exit 0; }
-key=$(gm_key "$LINUX_VERSION $LINUX_SHA256" "$here/config.fragment" ${patches[@]+"${patches[@]}"})
-[ "${1:-}" = --print-key ] && { echo "$key"; exit 0; }
+[ "$action" = patches ] && { printf '%s\n' "${patches[@]}"; exit 0; }
+# The x86 key is what it was before arm64 existed: its cache stays valid.
+key=$(gm_key "$LINUX_VERSION $LINUX_SHA256${prefix:+ $arch}" "$here/$fragment" \
+      ${patches[@]+"${patches[@]}"})
+[ "$action" = key ] && { echo "$key"; exit 0; }
 
 kroot=$GM_CACHE/kernel
-out=$kroot/$key
-if [ -f "$out/bzImage" ]; then
-    echo "$out/bzImage"
+out=$kroot/$prefix$key
+if [ -f "$out/${image##*/}" ]; then
+    echo "$out/${image##*/}"
     exit 0
 fi
 
@@ -54,8 +82,9 @@ if ! [ -f "$dl/$LINUX_DEB" ] ||
   $dl/$LINUX_DEB and run again; if it still differs, review the pin."
 fi
 
-# One build tree per key; older ones are removed once this one is built.
-tree=$kroot/build-$key
+# One build tree per key and arch; older ones are removed once this one
+# is built.
+tree=$kroot/${prefix}build-$key
 if ! [ -f "$tree/.gm-unpacked" ]; then
     gm_log "unpacking linux-source-7.2"
     rm -rf "$tree"
@@ -72,26 +101,29 @@ fi
 
 # Reproducible, so that ccache hits across rebuilds.
 export KBUILD_BUILD_TIMESTAMP="@0" KBUILD_BUILD_USER=gmem KBUILD_BUILD_HOST=rig
-kmake() { make -C "$tree" -s CC="ccache gcc" HOSTCC="ccache gcc" "$@"; }
+cc="ccache ${cross[*]:+aarch64-linux-gnu-}gcc"
+kmake() { make -C "$tree" -s ${cross[@]+"${cross[@]}"} CC="$cc" HOSTCC="ccache gcc" "$@"; }
 
-gm_log "configuring (tinyconfig + config.fragment)"
+gm_log "configuring $arch (tinyconfig + $fragment)"
 kmake tinyconfig >/dev/null
-(cd "$tree" && ./scripts/kconfig/merge_config.sh -m .config "$here/config.fragment" >/dev/null)
+(cd "$tree" && ${cross[@]+env "${cross[@]}"} ./scripts/kconfig/merge_config.sh -m .config \
+     "$here/$fragment" >/dev/null)
 kmake olddefconfig >/dev/null
 # Every option of the fragment must have survived olddefconfig.
-missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/config.fragment" | while read -r opt; do
+missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/$fragment" | while read -r opt; do
               grep -qx "$opt" "$tree/.config" || echo "$opt"; done)
 [ -z "$missing" ] || gm_die "config options not taken (unmet dependencies?): $missing"
 
-gm_log "building bzImage (about 6 minutes cold on 2 cores)"
-kmake -j"$(( $(nproc) + 1 ))" bzImage >"$kroot/build-$key.log" 2>&1 ||
-    { tail -30 "$kroot/build-$key.log" >&2; gm_die "kernel build failed (log: $kroot/build-$key.log)"; }
+log=$kroot/${prefix}build-$key.log
+gm_log "building $target (about 6 minutes cold on 2 cores)"
+kmake -j"$(( $(nproc) + 1 ))" "$target" >"$log" 2>&1 ||
+    { tail -30 "$log" >&2; gm_die "kernel build failed (log: $log)"; }
 
 mkdir -p "$out.tmp"
-cp "$tree/arch/x86/boot/bzImage" "$tree/.config" "$out.tmp/"
+cp "$tree/$image" "$tree/.config" "$out.tmp/"
 rm -rf "$out"
 mv "$out.tmp" "$out"
-for old in "$kroot"/build-*; do
-    case "$old" in "$tree"|"$tree.log"|"$kroot/build-$key.log") ;; *) rm -rf "$old" ;; esac
+for old in "$kroot"/"$prefix"build-*; do
+    case "$old" in "$tree"|"$log") ;; *) rm -rf "$old" ;; esac
 done
-echo "$out/bzImage"
+echo "$out/${image##*/}"

@@ -52,6 +52,10 @@ Pin: release n=bookworm-backports
 Pin-Priority: 100
 PINS
 
+# arm64 packages for the arm64 rig (busybox-static:arm64, downloaded by
+# tests/rig/build-initramfs.sh --arch arm64; nothing arm64 is installed).
+dpkg --add-architecture arm64
+
 echo "setup-deps: apt-get update" >&2
 if ! apt-get update -q >/dev/null; then
     echo "setup-deps: apt-get update failed: is Debian's package registry reachable?" >&2
@@ -72,6 +76,8 @@ $APT build-essential ninja-build pkg-config ccache dpkg-dev \
     libcap-ng-dev libattr1-dev libnuma-dev flex bison bzip2 xz-utils file \
     busybox-static cpio gzip bc libelf-dev libssl-dev \
     gcc-multilib seabios kmod gnuplot-nox >/dev/null
+# The arm64 rig: Debian's cross compiler for its kernel and selftests.
+$APT gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
 # Debian's libvirt, for the test that runs a domain under a real libvirtd
 # (tests/e2e/test_libvirt.py; no systemd needed, the test starts the daemon).
 $APT libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients >/dev/null

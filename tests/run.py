@@ -42,9 +42,9 @@ QTESTS = [
 
 # The rig first: the benchmark's smoke run uses the kernel it builds.
 E2E_MODULES = ["test_harness", "test_payload", "test_backend", "test_migration", "test_libvirt",
-               "test_rig", "test_bench"]
+               "test_rig", "test_arm64", "test_bench"]
 # What --quick leaves out: most of a full run's time
-SLOW_MODULES = ["test_rig", "test_bench"]
+SLOW_MODULES = ["test_rig", "test_arm64", "test_bench"]
 
 
 class Results:

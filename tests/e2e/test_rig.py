@@ -11,15 +11,12 @@ or a skip; only Debian's kernels, when they cannot be downloaded, SKIP.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import re
-
 import os
 import subprocess
 
 from gmemtest import ROOT, gmem_mmap_lacking
-from rig import build_rig, run_build, run_rig
+from rig import LINE, build_rig, run_build, run_rig, wanted
 
-LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
 
 
 # Debian's own kernels, for what QEMU says on older ones: (name, package,
@@ -65,16 +62,6 @@ ONE_THREAD = "live_migration"
 # our qtest that need KVM (tests/rig/qtest_kvm.py).
 HOST_MODULES = ["test_payload", "test_backend", "test_migration", "test_libvirt",
                 "qtest_kvm"]
-
-
-def wanted(prefix, select):
-    """None if the tests under prefix are not selected, else the filter to
-    pass on to the in-rig runner."""
-    if not select or select in prefix:
-        return ""
-    if select.startswith(prefix + "/"):
-        return select[len(prefix) + 1:]
-    return None
 
 
 def build_rig_and_selftests():

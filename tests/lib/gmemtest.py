@@ -18,6 +18,8 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("GM_BUILD", os.path.join(ROOT, "build"))
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
+# The same build's second target, which runs the arm64 rig under TCG
+QEMU_AARCH64 = os.path.join(BUILD, "qemu-build", "qemu-system-aarch64")
 # The same, built with AddressSanitizer (scripts/build-qemu.sh --asan)
 QEMU_ASAN = os.path.join(BUILD, "qemu-asan", "qemu-system-x86_64")
 QEMU_NOKVM = os.path.join(BUILD, "qemu-nokvm", "qemu-system-x86_64")

@@ -1,24 +1,44 @@
 """The nested test rig: the project's kernel under TCG (-cpu max gives it
 SVM and NPT), with this host's root shared read-only over 9p, running a
-command of ours in a chroot of that root on the rig kernel's KVM.
+command of ours in a chroot of that root on the rig kernel's KVM.  The
+arm64 rig (arch="arm64") is the project's arm64 kernel on QEMU's virt
+machine with EL2 (virtualization=on), its command run by the arm64
+initramfs's busybox with the host's root under /host
+(tests/rig/init-arm64).
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 
-from gmemtest import BUILD, QEMU, ROOT
+from gmemtest import BUILD, QEMU, QEMU_AARCH64, ROOT
 
 
-def run_build(script, what):
+# A result line of the in-rig runners (tests/rig/in_rig.py,
+# tests/rig/arm64_selftests.sh)
+LINE = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(([\d.]+)s\))?(?:: (.*))?$")
+
+
+def wanted(prefix, select):
+    """None if the tests under prefix are not selected, else the filter to
+    pass on to the in-rig runner."""
+    if not select or select in prefix:
+        return ""
+    if select.startswith(prefix + "/"):
+        return select[len(prefix) + 1:]
+    return None
+
+
+def run_build(script, what, args=()):
     """Run a build script of the project's (a path under the repository)
     that prints what it built on its last line: (that line, None), or
     (None, reason) if it failed."""
-    p = subprocess.run([os.path.join(ROOT, script)],
+    p = subprocess.run([os.path.join(ROOT, script)] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
     if p.returncode:
@@ -26,22 +46,25 @@ def run_build(script, what):
     return p.stdout.strip().splitlines()[-1], None
 
 
-def build_kernel():
-    """(bzImage path, None), or (None, reason) if it cannot be built."""
-    return run_build("kernel-patches/build.sh", "the rig kernel")
+def build_kernel(arch="x86"):
+    """(bzImage or Image path, None), or (None, reason) if it cannot be
+    built."""
+    return run_build("kernel-patches/build.sh", "the %s rig kernel" % arch,
+                     ["--arch", arch])
 
 
-def build_initramfs():
-    return run_build("tests/rig/build-initramfs.sh", "the rig initramfs")
+def build_initramfs(arch="x86"):
+    return run_build("tests/rig/build-initramfs.sh", "the %s rig initramfs" % arch,
+                     ["--arch", arch])
 
 
-def build_rig():
+def build_rig(arch="x86"):
     """(kernel, initramfs, None), or (None, None, reason) if the rig cannot
     be built."""
-    kernel, why = build_kernel()
+    kernel, why = build_kernel(arch)
     initramfs = None
     if kernel:
-        initramfs, why = build_initramfs()
+        initramfs, why = build_initramfs(arch)
     if not initramfs:
         return None, None, why
     return kernel, initramfs, None
@@ -56,7 +79,7 @@ class RigResult:
 
 
 def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args="",
-            accel="tcg"):
+            accel="tcg", arch="x86"):
     """Boot the rig, run words (a command, from the repository's root, in a
     chroot of this host's root) and power off.  The command can write
     files to $GM_RIG_RESULTS, which come back in RigResult.results; its
@@ -69,17 +92,20 @@ def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args="",
     results = os.path.join(tmp, "results")
     os.mkdir(results)
     console = os.path.join(tmp, "console.txt")
-    append = "console=ttyS0 panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s %s" % (
+    append = "console=%s panic=-1 quiet gm.root=%s gm.home=%s gm.cmd=%s %s" % (
+        "ttyAMA0" if arch == "arm64" else "ttyS0",
         ROOT, os.environ.get("HOME", "/root"), ",".join(words), kernel_args)
     # Two NUMA nodes, a CPU and half the memory each, so that what tests
     # NUMA placement (guest_memfd's mbind) has nodes to place on.
     half = "%dM" % (int(mem[:-1]) * {"M": 1, "G": 1024}[mem[-1]] // 2)
-    cmd = [QEMU, "-accel", accel, "-cpu", "max", "-smp", "2", "-m", mem,
+    cmd = [QEMU_AARCH64 if arch == "arm64" else QEMU,
+           "-accel", accel, "-cpu", "max", "-smp", "2", "-m", mem,
            "-object", "memory-backend-ram,id=rn0,size=" + half,
            "-object", "memory-backend-ram,id=rn1,size=" + half,
            "-numa", "node,nodeid=0,cpus=0,memdev=rn0",
            "-numa", "node,nodeid=1,cpus=1,memdev=rn1",
-           "-machine", "q35", "-nodefaults", "-display", "none", "-no-reboot",
+           "-machine", "virt,virtualization=on,gic-version=3" if arch == "arm64"
+           else "q35", "-nodefaults", "-display", "none", "-no-reboot",
            "-kernel", kernel, "-initrd", initramfs, "-append", append,
            "-serial", "file:" + console,
            "-virtfs", "local,path=/,mount_tag=host,security_model=none,readonly=on",
