@@ -273,7 +273,8 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
                            "guest_memfd pages between private and shared in "
                            "place (no KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES: "
                            "the project's gmem-in-place kernel series, with "
-                           "kvm.gmem_in_place_conversion=1)", type, cgs);
+                           "kvm.gmem_in_place_conversion=1, does it for "
+                           "software-protected VMs)", type, cgs);
             }
             error_append_hint(errp, "Use mmap=off.\n");
             return false;

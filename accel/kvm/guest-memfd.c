@@ -692,6 +692,7 @@ static int gmem_range_state(hwaddr gpa, uint64_t size, bool backend)
     if (!gmem_range_valid(gpa, size)) {
         return -EINVAL;
     }
+    /* All of it, even once it is mixed: -EINVAL is for any part of it */
     for (done = 0; done < size; done += len) {
         RAMBlock *rb;
         ram_addr_t offset;
@@ -707,14 +708,13 @@ static int gmem_range_state(hwaddr gpa, uint64_t size, bool backend)
         bitmap = rb->attributes->bitmap;
         shared = find_next_zero_bit(bitmap, last, first) == last;
         if (!shared && find_next_bit(bitmap, last, first) != last) {
-            return KVM_GUEST_MEMFD_RANGE_MIXED;
+            this = KVM_GUEST_MEMFD_RANGE_MIXED;
+        } else {
+            this = shared ? KVM_GUEST_MEMFD_RANGE_SHARED :
+                            KVM_GUEST_MEMFD_RANGE_PRIVATE;
         }
-        this = shared ? KVM_GUEST_MEMFD_RANGE_SHARED :
-                        KVM_GUEST_MEMFD_RANGE_PRIVATE;
-        if (state >= 0 && state != this) {
-            return KVM_GUEST_MEMFD_RANGE_MIXED;
-        }
-        state = this;
+        state = state < 0 || state == this ? this :
+                KVM_GUEST_MEMFD_RANGE_MIXED;
     }
     return state;
 }
