@@ -2,7 +2,8 @@
 hand would make it fail: what the rig's runner of Linux's KVM selftests
 (tests/rig/kvm_selftests.py run()) counts as a pass, what the
 benchmark's smoke test (test_bench.py) counts as written by its run, and
-what the test command does with a test module it cannot load.
+what the test command does with a test module it cannot load, and when
+the rig's runner blames the rig and runs a test again.
 
 Linux 7.2's KVM selftests print no kselftest counts; they exit 0 after
 leaving parts of themselves out ("Skipping tests for KVM_MEM_GUEST_MEMFD
@@ -129,3 +130,83 @@ def test_module_that_cannot_load_is_a_failure():
     assert res.counts == {"PASS": 0, "FAIL": 1, "SKIP": 0}, res.counts
     assert res.failed == ["e2e/no_such_module/load"], res.failed
     return out.getvalue().strip().split(": ", 1)[0]
+
+
+REGS = "RIP=%016x RFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+
+
+def test_guest_hangs_blames_the_rig_only_in_the_rig():
+    """gmemtest.guest_hangs(): a vCPU at a Linux kernel address is the
+    rig's TCG (RigCorrupted, run again) only inside the rig; on a host it
+    is a failure, and so is a reset (real mode) or a RIP in the payload,
+    anywhere."""
+    import gmemtest
+    saved = os.environ.pop("GM_IN_RIG", None)
+    seen = []
+    try:
+        for in_rig, rip in ((True, 0xffffffff81651a0c), (False, 0xffffffff81651a0c),
+                            (True, 0xfff0), (True, 0xffff1234)):
+            if in_rig:
+                os.environ["GM_IN_RIG"] = "1"
+            else:
+                os.environ.pop("GM_IN_RIG", None)
+            try:
+                gmemtest.guest_hangs(lambda line: REGS % rip, "stuck")
+            except Exception as e:
+                seen.append(type(e).__name__)
+    finally:
+        os.environ.pop("GM_IN_RIG", None)
+        if saved is not None:
+            os.environ["GM_IN_RIG"] = saved
+    assert seen == ["RigCorrupted", "AssertionError", "AssertionError",
+                    "AssertionError"], seen
+    return " ".join(seen)
+
+
+STAND_IN_TESTS = '''
+import gmemtest
+runs = []
+
+def test_corrupted_once():
+    runs.append("once")
+    if runs.count("once") == 1:
+        raise gmemtest.RigCorrupted("RIPs 0xffffffff81000000")
+    return "second run"
+
+def test_corrupted_twice():
+    raise gmemtest.RigCorrupted("RIPs 0xffffffff81000000")
+
+def test_plain_failure():
+    runs.append("plain")
+    assert False, "a real failure"
+'''
+
+
+def test_rig_runner_runs_a_rig_corrupted_test_again():
+    """tests/rig/in_rig.py runs a test that failed with RigCorrupted once
+    more and says so; a second RigCorrupted fails, and any other failure
+    is not run again."""
+    import in_rig
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "gm_stand_in_tests.py"), "w") as f:
+            f.write(STAND_IN_TESTS)
+        sys.path.insert(0, folder)
+        saved = in_rig.OUT, sys.argv
+        in_rig.OUT = os.path.join(folder, "results.txt")
+        sys.argv = ["in_rig.py", "--module", "gm_stand_in_tests"]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                in_rig.main()
+            with open(in_rig.OUT) as f:
+                lines = f.read().splitlines()
+            runs = sys.modules["gm_stand_in_tests"].runs
+        finally:
+            in_rig.OUT, sys.argv = saved
+            sys.path.remove(folder)
+            sys.modules.pop("gm_stand_in_tests", None)
+    status = [l.split()[0] for l in lines]
+    assert status == ["PASS", "FAIL", "FAIL"], lines
+    assert "second run; run again after the rig's TCG corrupted" in lines[0], lines
+    assert "RigCorrupted" in lines[1], lines
+    assert runs.count("plain") == 1, runs
+    return " | ".join(l[:60] for l in lines)
