@@ -16,7 +16,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 
 from gmemtest import QEMU_AARCH64
-from rig import LINE, build_rig, run_build, run_rig, wanted
+from rig import build_rig, report_results, run_build, run_rig, wanted
 
 PREFIX = "arm64"
 
@@ -39,25 +39,4 @@ def run_all(report, select=""):
         return
     res = run_rig(kernel, initramfs, ["sh", "tests/rig/arm64_selftests.sh", selftests],
                   timeout=1500, arch="arm64")
-    seen = 0
-    for line in res.results.get("results.txt", "").splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        status, name, secs, detail = m.groups()
-        if sub and sub not in name:
-            continue
-        seen += 1
-        report(status, PREFIX + "/" + name, detail or "", float(secs) if secs else None)
-    tail = " | ".join(res.console.strip().splitlines()[-8:])
-    if res.exit_code is None:
-        report("FAIL", PREFIX + "/boot", "the arm64 rig did not run its tests (%.0fs): %s"
-               % (res.wall, tail))
-    elif res.exit_code != 0:
-        report("FAIL", PREFIX + "/runner", "the in-rig script exited %d: %s"
-               % (res.exit_code, tail))
-    elif not seen:
-        report("FAIL", PREFIX + "/runner", "no arm64 test reported: " + tail)
-    else:
-        print("# %s: %d in-rig results, %.1fs wall for the whole rig run"
-              % (PREFIX, seen, res.wall), flush=True)
+    report_results(report, PREFIX, res, sub)

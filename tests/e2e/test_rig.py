@@ -15,7 +15,7 @@ import os
 import subprocess
 
 from gmemtest import ROOT, gmem_mmap_lacking
-from rig import LINE, build_rig, run_build, run_rig, wanted
+from rig import LINE, build_rig, report_results, run_build, run_rig, wanted
 
 
 
@@ -201,24 +201,4 @@ def run_one(report, prefix, kernel, initramfs, modules, select, kernel_args="",
     if select:
         words.append(select)
     res = run_rig(kernel, initramfs, words, kernel_args=kernel_args, **rig_args)
-    lines = res.results.get("results.txt", "").splitlines()
-    seen = 0
-    for line in lines:
-        m = LINE.match(line)
-        if not m:
-            continue
-        seen += 1
-        status, name, secs, detail = m.groups()
-        report(status, prefix + "/" + name, detail or "", float(secs) if secs else None)
-    tail = " | ".join(res.console.strip().splitlines()[-8:])
-    if res.exit_code is None:
-        report("FAIL", prefix + "/boot", "the rig did not run its tests (%.0fs): %s"
-               % (res.wall, tail))
-    elif res.exit_code != 0:
-        report("FAIL", prefix + "/runner", "in-rig runner exited %d: %s"
-               % (res.exit_code, tail))
-    elif not seen:
-        report("FAIL", prefix + "/runner", "no in-rig test reported: " + tail)
-    else:
-        print("# %s: %d in-rig results, %.1fs wall for the whole rig run"
-              % (prefix, seen, res.wall), flush=True)
+    report_results(report, prefix, res)

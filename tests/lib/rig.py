@@ -142,3 +142,29 @@ def run_rig(kernel, initramfs, words, timeout=900, mem="2G", kernel_args="",
     shutil.rmtree(tmp)
     code = files.get("exit-code")
     return RigResult(int(code) if code is not None else None, log, files, wall)
+
+
+def report_results(report, prefix, res, select=""):
+    """Report each result line a rig run (res, a RigResult) left in
+    results.txt as prefix/<name> (those whose name holds select), then a
+    FAIL if the command never ran, failed, or reported nothing."""
+    seen = 0
+    for line in res.results.get("results.txt", "").splitlines():
+        m = LINE.match(line)
+        if not m or select not in m.group(2):
+            continue
+        seen += 1
+        status, name, secs, detail = m.groups()
+        report(status, prefix + "/" + name, detail or "", float(secs) if secs else None)
+    tail = " | ".join(res.console.strip().splitlines()[-8:])
+    if res.exit_code is None:
+        report("FAIL", prefix + "/boot", "the rig did not run its tests (%.0fs): %s"
+               % (res.wall, tail))
+    elif res.exit_code != 0:
+        report("FAIL", prefix + "/runner", "in-rig runner exited %d: %s"
+               % (res.exit_code, tail))
+    elif not seen:
+        report("FAIL", prefix + "/runner", "no in-rig test reported: " + tail)
+    else:
+        print("# %s: %d in-rig results, %.1fs wall for the whole rig run"
+              % (prefix, seen, res.wall), flush=True)
