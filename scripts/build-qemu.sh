@@ -7,6 +7,11 @@
 #           tests that look for memory errors; QEMU_ASAN_BIN)
 #   --no-kvm  the same, without KVM (TCG only), in build/qemu-nokvm: the
 #           backend's type exists in every Linux build (QEMU_NOKVM_BIN)
+#   --arm64  qemu-system-aarch64 for arm64 hosts (KVM only, no TCG),
+#           cross-built with Debian's cross compiler against Debian's arm64
+#           libraries (scripts/arm64-sysroot.sh), in build/qemu-arm64: the
+#           QEMU that runs in the arm64 rig (QEMU_ARM64_BIN, printed as
+#           the last line)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -27,6 +32,10 @@ elif [ "${1:-}" = --no-kvm ]; then
     devices=gmem-nokvm
     targets=(x86_64-softmmu)
     QEMU_BUILD=$QEMU_NOKVM_BUILD
+elif [ "${1:-}" = --arm64 ]; then
+    shift
+    targets=(aarch64-softmmu)
+    QEMU_BUILD=$QEMU_ARM64_BUILD
 fi
 binaries=("${targets[@]/#/qemu-system-}")
 binaries=("${binaries[@]%-softmmu}")
@@ -34,6 +43,26 @@ binaries=("${binaries[@]%-softmmu}")
 "$GM_ROOT/scripts/setup-deps.sh"
 "$GM_ROOT/scripts/qemu-tree.sh"
 
+if [ "$QEMU_BUILD" = "$QEMU_ARM64_BUILD" ]; then
+    sysroot=$("$GM_ROOT/scripts/arm64-sysroot.sh")
+    lib=$sysroot/usr/lib/aarch64-linux-gnu
+    # No TCG, so no virtfs either (it needs libattr; the guests in the
+    # arm64 rig need no shared folder): the device set is gmem-kvm.mak.
+    config=(
+        --cross-prefix=aarch64-linux-gnu-
+        --target-list=aarch64-softmmu
+        --without-default-features
+        --without-default-devices --with-devices-aarch64=gmem-kvm
+        --enable-kvm --disable-tcg
+        --enable-fdt=system --enable-numa
+        --extra-cflags="-I$sysroot/usr/include"
+        --extra-ldflags="-L$lib -Wl,-rpath-link,$lib:$sysroot/lib/aarch64-linux-gnu"
+        --disable-docs --disable-user --disable-rust --disable-install-blobs
+        --disable-download
+        --python=/usr/bin/python3
+    )
+    export PKG_CONFIG=$sysroot/pkg-config
+else
 config=(
     --target-list="$(IFS=,; echo "${targets[*]}")"
     --without-default-features
@@ -48,6 +77,7 @@ config=(
     --python=/usr/bin/python3
     ${asan[@]+"${asan[@]}"}
 )
+fi
 # Configured again when the options, the tree or this script change (and
 # when the packages configure looks for do: scripts/setup-deps.sh).
 key=$(gm_key "${config[@]}" "$QEMU_SRC/.gm-key" "$GM_ROOT/scripts/setup-deps.sh")
@@ -65,6 +95,7 @@ command -v ccache >/dev/null && ccache --max-size=8G >/dev/null
 jobs=$(( $(nproc) + 1 ))
 what=${asan[@]+ with AddressSanitizer}
 [ "${kvm[0]}" = --disable-kvm ] && what=" without KVM"
+[ "$QEMU_BUILD" = "$QEMU_ARM64_BUILD" ] && what=" for arm64 hosts (cross-built)"
 gm_log "building ${binaries[*]}$what $*"
 log=$QEMU_BUILD.ninja.log
 ninja -C "$QEMU_BUILD" -j"$jobs" "${binaries[@]}" "$@" >"$log" 2>&1 ||
@@ -81,6 +112,11 @@ if [ -n "$warned" ]; then
             tr / _).o" -delete
     done
     gm_die "the overlay's code has compiler warnings (above)"
+fi
+
+if [ "$QEMU_BUILD" = "$QEMU_ARM64_BUILD" ]; then
+    echo "$QEMU_ARM64_BIN"
+    exit 0
 fi
 
 # QEMU's x86 option ROMs (linuxboot_dma.bin for -kernel, kvmvapic.bin) are

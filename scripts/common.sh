@@ -17,6 +17,8 @@ QEMU_ASAN_BUILD=$GM_BUILD/qemu-asan
 QEMU_ASAN_BIN=$QEMU_ASAN_BUILD/qemu-system-x86_64
 QEMU_NOKVM_BUILD=$GM_BUILD/qemu-nokvm
 QEMU_NOKVM_BIN=$QEMU_NOKVM_BUILD/qemu-system-x86_64
+QEMU_ARM64_BUILD=$GM_BUILD/qemu-arm64
+QEMU_ARM64_BIN=$QEMU_ARM64_BUILD/qemu-system-aarch64
 . "$GM_ROOT/configs/pins.sh"
 
 gm_log() { echo "[$(basename "$0" .sh)] $*" >&2; }

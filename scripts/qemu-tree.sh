@@ -50,6 +50,9 @@ link_overlay() {
         "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem.mak"
     ln -sfn "$GM_ROOT/configs/aarch64-devices.mak" \
         "$QEMU_SRC/configs/devices/aarch64-softmmu/gmem.mak"
+    # The aarch64 devices for arm64 hosts (KVM only, no virtfs)
+    grep -v -E '^CONFIG_VIRTIO_9P=' "$GM_ROOT/configs/aarch64-devices.mak" \
+        >"$QEMU_SRC/configs/devices/aarch64-softmmu/gmem-kvm.mak"
     # The same devices for a build without KVM: less what needs KVM
     grep -v -E '^CONFIG_(SEV|TDX)=' "$GM_ROOT/configs/x86_64-devices.mak" \
         >"$QEMU_SRC/configs/devices/x86_64-softmmu/gmem-nokvm.mak"
@@ -64,7 +67,8 @@ link_overlay() {
     # None of it is QEMU's: keep it out of the tree's git status.
     { printf '%s\n' /.gm-key /overlay /configs/devices/x86_64-softmmu/gmem.mak \
           /configs/devices/x86_64-softmmu/gmem-nokvm.mak \
-          /configs/devices/aarch64-softmmu/gmem.mak
+          /configs/devices/aarch64-softmmu/gmem.mak \
+          /configs/devices/aarch64-softmmu/gmem-kvm.mak
       cat "$QEMU_SRC/.git/info/exclude.overlay"; } >"$QEMU_SRC/.git/info/exclude"
 }
 
