@@ -4,18 +4,19 @@ virt machine with EL2 (virtualization=on, -cpu max), under TCG by the
 qemu-system-aarch64 of the project's own build, with KVM inside it.
 Linux's KVM selftests for guest_memfd, built for arm64 from that
 kernel's tree, run in it (tests/rig/arm64_selftests.sh), each reported
-as arm64/kvm-selftests/<name>.  `tests/run.py -k arm64` selects them.
-
-What is not here yet (issue #14): QEMU itself inside the arm64 rig (a
-cross-built qemu-system-aarch64 and its arm64 libraries), an arm64
-payload and the backend's tests on arm64 KVM.
+as arm64/kvm-selftests/<name>.  Then memory-backend-guest-memfd on arm64
+KVM (tests/rig/arm64_backend.sh), with qemu-system-aarch64 cross-built
+for arm64 (scripts/build-qemu.sh --arm64, against Debian's arm64
+libraries: scripts/arm64-sysroot.sh) and the arm64 payload
+(tests/guest/payload-arm64.S), each reported as arm64/backend/<name>.
+`tests/run.py -k arm64` selects them.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
 
-from gmemtest import QEMU_AARCH64
+from gmemtest import BUILD, QEMU_AARCH64
 from rig import build_rig, report_results, run_build, run_rig, wanted
 
 PREFIX = "arm64"
@@ -34,9 +35,19 @@ def run_all(report, select=""):
     if not why:
         selftests, why = run_build("tests/rig/build-selftests.sh",
                                    "the arm64 KVM selftests", ["--arch", "arm64"])
+    qemu = sysroot = None
+    if not why:
+        qemu, why = run_build("scripts/build-qemu.sh",
+                              "qemu-system-aarch64 for arm64 hosts", ["--arm64"])
+    if not why:
+        sysroot, why = run_build("scripts/arm64-sysroot.sh", "the arm64 libraries")
+    payload = os.path.join(BUILD, "guest", "payload-arm64.elf")
+    if not why and not os.path.exists(payload):
+        why = "%s is not built (make -C tests/guest builds it)" % payload
     if why:
         report("FAIL", PREFIX + "/build", why)
         return
-    res = run_rig(kernel, initramfs, ["sh", "tests/rig/arm64_selftests.sh", selftests],
+    res = run_rig(kernel, initramfs, ["sh", "tests/rig/arm64_rig.sh", selftests,
+                                      qemu, sysroot, payload, kernel, initramfs],
                   timeout=1500, arch="arm64")
     report_results(report, PREFIX, res, sub)
