@@ -31,6 +31,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/memfd.h"
+#include "qemu/target-info.h"
 #include "qemu/thread.h"
 #include "qemu/thread-context.h"
 #include "qemu/units.h"
@@ -248,9 +249,11 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
 
     flags = kvm_guest_memfd_supported_flags();
     if (flags < 0) {
+        /* arm64 KVM has had guest_memfd since 6.18, x86's since 6.8 */
         error_setg(errp, "%s: this host's KVM cannot back guest memory with "
                    "a guest_memfd (KVM_CAP_GUEST_MEMFD and "
-                   "KVM_CAP_USER_MEMORY2 need Linux 6.8 or later)", type);
+                   "KVM_CAP_USER_MEMORY2 need Linux %s or later)", type,
+                   target_aarch64() ? "6.18" : "6.8");
         return false;
     }
 
