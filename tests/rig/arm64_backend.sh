@@ -7,9 +7,12 @@
 # libraries (scripts/arm64-sysroot.sh): the host's root is x86.
 #
 #   arm64_backend.sh QEMU SYSROOT PAYLOAD KERNEL INITRAMFS
+#   arm64_backend.sh --old-kernel QEMU SYSROOT
 #
 # (the host's paths; KERNEL and INITRAMFS are the arm64 rig's own, booted
-# again as a guest on the backend).
+# again as a guest on the backend).  --old-kernel: the rig runs a Debian
+# kernel older than 6.18, whose arm64 KVM has no guest_memfd: only what
+# QEMU says there.
 #
 # Appends one line per test to $GM_RIG_RESULTS/results.txt in the in-rig
 # runner's form ("PASS|FAIL|SKIP name (secs): detail"), and each test's
@@ -17,6 +20,11 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 H=$GM_HOST
+TESTS="ram_in_guest_memfd numa_two_nodes prealloc errors linux_guest"
+if [ "$1" = --old-kernel ]; then
+    TESTS=no_guest_memfd
+    shift
+fi
 QEMU=$H$1
 SYSROOT=$H$2
 PAYLOAD=$H$3
@@ -238,6 +246,16 @@ test_errors() {
     detail="mmap=off (no private memory in an arm64 VM), a host node that does not exist, a size of no whole pages: each exits 1 with its message"
 }
 
+test_no_guest_memfd() {
+    # Before 6.18 arm64 KVM has no guest_memfd at all, either mode.
+    want="this host's KVM cannot back guest memory with a guest_memfd (KVM_CAP_GUEST_MEMFD and KVM_CAP_USER_MEMORY2 need Linux 6.18 or later)"
+    refused old_mmap_on "$want" \
+        -machine virt,memory-backend=m0 -m 64M -object $GMEM,id=m0,size=64M || return 1
+    refused old_mmap_off "$want" \
+        -machine virt,memory-backend=m0 -m 64M -object $GMEM,id=m0,size=64M,mmap=off || return 1
+    detail="kernel $(uname -r): mmap=on and mmap=off each exit 1: $want"
+}
+
 test_linux_guest() {
     # The rig's own kernel and initramfs, whose init says it is up (with
     # gm.guest) and powers off through PSCI: QEMU exits 0.
@@ -261,7 +279,7 @@ if ! [ -x "$QEMU" ]; then
     echo "FAIL backend/build: $QEMU was not built (scripts/build-qemu.sh --arm64)" >>"$out"
     exit 0
 fi
-for t in ram_in_guest_memfd numa_two_nodes prealloc errors linux_guest; do
+for t in $TESTS; do
     start=$(now)
     why=
     detail=
