@@ -31,7 +31,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/memfd.h"
-#include "qemu/target-info.h"
 #include "qemu/thread.h"
 #include "qemu/thread-context.h"
 #include "qemu/units.h"
@@ -249,11 +248,13 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
 
     flags = kvm_guest_memfd_supported_flags();
     if (flags < 0) {
-        /* arm64 KVM has had guest_memfd since 6.18, x86's since 6.8 */
-        error_setg(errp, "%s: this host's KVM cannot back guest memory with "
-                   "a guest_memfd (KVM_CAP_GUEST_MEMFD and "
-                   "KVM_CAP_USER_MEMORY2 need Linux %s or later)", type,
-                   target_aarch64() ? "6.18" : "6.8");
+        error_setg(errp, "%s: this host's KVM cannot back this VM's memory "
+                   "with a guest_memfd (the VM has no %s)", type,
+                   kvm_guest_memfd_missing_caps());
+        error_append_hint(errp, "KVM offers a guest_memfd to every VM from "
+                          "Linux 6.18 on; before that, from 6.8 on, only to "
+                          "x86 VMs with private memory (sw-protected-guest, "
+                          "SEV-SNP, TDX).\n");
         return false;
     }
 

@@ -73,6 +73,21 @@ int64_t kvm_guest_memfd_supported_flags(void)
     return flags > 0 ? flags : 0;
 }
 
+const char *kvm_guest_memfd_missing_caps(void)
+{
+    bool gmem = kvm_state &&
+                kvm_vm_check_extension(kvm_state, KVM_CAP_GUEST_MEMFD) > 0;
+    bool mem2 = kvm_state &&
+                kvm_vm_check_extension(kvm_state, KVM_CAP_USER_MEMORY2) > 0;
+
+    if (gmem && mem2) {
+        return NULL;
+    }
+    return gmem ? "KVM_CAP_USER_MEMORY2" :
+           mem2 ? "KVM_CAP_GUEST_MEMFD" :
+           "KVM_CAP_GUEST_MEMFD and KVM_CAP_USER_MEMORY2";
+}
+
 bool kvm_private_memory_supported(void)
 {
     int attrs;

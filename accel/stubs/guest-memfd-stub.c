@@ -17,6 +17,11 @@ int64_t kvm_guest_memfd_supported_flags(void)
     return -1;
 }
 
+const char *kvm_guest_memfd_missing_caps(void)
+{
+    return "KVM_CAP_GUEST_MEMFD and KVM_CAP_USER_MEMORY2";
+}
+
 bool kvm_private_memory_supported(void)
 {
     return false;

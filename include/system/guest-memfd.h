@@ -27,6 +27,15 @@
 int64_t kvm_guest_memfd_supported_flags(void);
 
 /**
+ * kvm_guest_memfd_missing_caps:
+ *
+ * Returns: what this VM lacks of KVM_CAP_GUEST_MEMFD and
+ * KVM_CAP_USER_MEMORY2, for a message: "KVM_CAP_GUEST_MEMFD",
+ * "KVM_CAP_USER_MEMORY2", both joined by "and", or NULL if it has both.
+ */
+const char *kvm_guest_memfd_missing_caps(void);
+
+/**
  * kvm_private_memory_supported:
  *
  * Returns: whether this VM can make guest memory private
