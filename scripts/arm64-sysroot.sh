@@ -3,7 +3,9 @@
 # runs with in the arm64 rig: Debian's own arm64 packages, downloaded
 # (apt-get download, never installed: installing arm64 -dev packages
 # beside the host's would replace some of the host's own) and unpacked
-# into one folder of the cache.  libc comes from Debian's cross toolchain
+# into one folder of the cache, ~/.cache/gmem/arm64-sysroot (one path
+# whatever the versions, so that ccache finds the cross build's objects
+# again after an update; its .key says what it holds).  libc comes from Debian's cross toolchain
 # (libc6-dev-arm64-cross, /usr/aarch64-linux-gnu), which setup-deps.sh
 # installs.  Prints the folder's path.
 #   scripts/arm64-sysroot.sh
@@ -20,14 +22,20 @@ PACKAGES=(
     libpcre2-dev libffi-dev libmount-dev libblkid-dev libselinux1-dev
     libsepol-dev
 )
-key=$(gm_key "${PACKAGES[@]}")
-root=$GM_CACHE/arm64-sysroot-$key
-if [ -f "$root/.done" ]; then
+"$GM_ROOT/scripts/setup-deps.sh"
+# The key takes in the versions apt would download (their file names), so
+# that Debian's updates of these packages make a new folder.
+debs=$(apt-get download --print-uris -q "${PACKAGES[@]/%/:arm64}" 2>/dev/null |
+       awk '{ print $2 }') ||
+    gm_die "apt cannot find Debian's arm64 packages: run scripts/setup-deps.sh
+  (it adds dpkg's arm64 architecture) and check that the registry is reachable"
+key=$(gm_key "${PACKAGES[@]}" "$debs")
+root=$GM_CACHE/arm64-sysroot
+if [ "$(cat "$root/.key" 2>/dev/null)" = "$key" ]; then
     echo "$root"
     exit 0
 fi
 
-"$GM_ROOT/scripts/setup-deps.sh"
 gm_log "downloading Debian's arm64 ${PACKAGES[*]}"
 rm -rf "$root" "$root.tmp"
 mkdir -p "$root.tmp/deb"
@@ -55,9 +63,10 @@ cat >"$root.tmp/pkg-config" <<WRAPPER
 #!/bin/sh
 export PKG_CONFIG_LIBDIR=$root/usr/lib/aarch64-linux-gnu/pkgconfig:$root/usr/share/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR=$root
+unset PKG_CONFIG_PATH
 exec pkg-config "\$@"
 WRAPPER
 chmod +x "$root.tmp/pkg-config"
+echo "$key" >"$root.tmp/.key"
 mv "$root.tmp" "$root"
-touch "$root/.done"
 echo "$root"

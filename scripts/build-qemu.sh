@@ -43,6 +43,7 @@ binaries=("${binaries[@]%-softmmu}")
 "$GM_ROOT/scripts/setup-deps.sh"
 "$GM_ROOT/scripts/qemu-tree.sh"
 
+sysroot=
 if [ "$QEMU_BUILD" = "$QEMU_ARM64_BUILD" ]; then
     sysroot=$("$GM_ROOT/scripts/arm64-sysroot.sh")
     lib=$sysroot/usr/lib/aarch64-linux-gnu
@@ -80,7 +81,8 @@ config=(
 fi
 # Configured again when the options, the tree or this script change (and
 # when the packages configure looks for do: scripts/setup-deps.sh).
-key=$(gm_key "${config[@]}" "$QEMU_SRC/.gm-key" "$GM_ROOT/scripts/setup-deps.sh")
+key=$(gm_key "${config[@]}" "$QEMU_SRC/.gm-key" "$GM_ROOT/scripts/setup-deps.sh" \
+      ${sysroot:+"$sysroot/.key"})
 
 if ! [ -f "$QEMU_BUILD/.gm-key" ] || [ "$(cat "$QEMU_BUILD/.gm-key")" != "$key" ]; then
     gm_log "configuring QEMU in $QEMU_BUILD"

@@ -41,6 +41,13 @@ fi
 # The tree is unpacked again when this key changes: the pins, the patches,
 # or this script.
 key=$(gm_key "$GM_ROOT/configs/pins.sh" "$GM_ROOT"/patches/qemu/*.patch)
+# derive PATTERN FROM TO: the device set FROM less the lines that match
+# PATTERN, written to TO only when that changes it (meson reads TO: a new
+# file would make every build reconfigure).
+derive() {
+    grep -v -E "$1" "$2" >"$3.tmp"
+    if cmp -s "$3.tmp" "$3"; then rm -f "$3.tmp"; else mv "$3.tmp" "$3"; fi
+}
 # Link the overlay in (every run: cheap, and picks up new headers).
 link_overlay() {
     local h rel
@@ -51,11 +58,11 @@ link_overlay() {
     ln -sfn "$GM_ROOT/configs/aarch64-devices.mak" \
         "$QEMU_SRC/configs/devices/aarch64-softmmu/gmem.mak"
     # The aarch64 devices for arm64 hosts (KVM only, no virtfs)
-    grep -v -E '^CONFIG_VIRTIO_9P=' "$GM_ROOT/configs/aarch64-devices.mak" \
-        >"$QEMU_SRC/configs/devices/aarch64-softmmu/gmem-kvm.mak"
+    derive '^CONFIG_VIRTIO_9P=' "$GM_ROOT/configs/aarch64-devices.mak" \
+        "$QEMU_SRC/configs/devices/aarch64-softmmu/gmem-kvm.mak"
     # The same devices for a build without KVM: less what needs KVM
-    grep -v -E '^CONFIG_(SEV|TDX)=' "$GM_ROOT/configs/x86_64-devices.mak" \
-        >"$QEMU_SRC/configs/devices/x86_64-softmmu/gmem-nokvm.mak"
+    derive '^CONFIG_(SEV|TDX)=' "$GM_ROOT/configs/x86_64-devices.mak" \
+        "$QEMU_SRC/configs/devices/x86_64-softmmu/gmem-nokvm.mak"
     # The overlay's headers, where QEMU's code expects them: include/ for
     # the generic ones, target/ for what a target's own code includes.
     (cd "$GM_ROOT" && find include target -name '*.h') | while read -r h; do

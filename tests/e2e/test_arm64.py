@@ -51,14 +51,15 @@ def run_all(report, select=""):
         report("FAIL", PREFIX + "/build", "%s is not built (scripts/build-qemu.sh "
                "builds it beside qemu-system-x86_64)" % QEMU_AARCH64)
         return
+    # Without the cross-built QEMU the selftests still run; the backend's
+    # tests then fail, saying what was not built.
     qemu, sysroot, why = build_qemu_arm64()
     if why:
-        report("FAIL", PREFIX + "/build", why)
-        return
+        report("FAIL", PREFIX + "/build-qemu-arm64", why)
     if groups[0] is not None:
         run_main(report, groups[0], qemu, sysroot)
     for (name, pkg, version, sha), sub in zip(DEBIAN_KERNELS, groups[1:]):
-        if sub is None:
+        if sub is None or not qemu:
             continue
         kernel, why = run_build("tests/rig/build-debian-kernel.sh", "%s %s" % (pkg, version),
                                 ["--arch", "arm64", pkg, version, sha])
@@ -80,13 +81,12 @@ def run_main(report, sub, qemu, sysroot):
     if not why:
         selftests, why = run_build("tests/rig/build-selftests.sh",
                                    "the arm64 KVM selftests", ["--arch", "arm64"])
-    payload = os.path.join(BUILD, "guest", "payload-arm64.elf")
-    if not why and not os.path.exists(payload):
-        why = "%s is not built (make -C tests/guest builds it)" % payload
     if why:
         report("FAIL", PREFIX + "/build", why)
         return
+    payload = os.path.join(BUILD, "guest", "payload-arm64.elf")
     res = run_rig(kernel, initramfs, ["sh", "tests/rig/arm64_rig.sh", selftests,
-                                      qemu, sysroot, payload, kernel, initramfs],
+                                      qemu or "/not-built", sysroot or "/not-built",
+                                      payload, kernel, initramfs],
                   timeout=1500, arch="arm64")
     report_results(report, PREFIX, res, sub)

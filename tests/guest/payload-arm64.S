@@ -14,7 +14,7 @@
  *     gmem-arm64: PASS
  *
  * (or "gmem-arm64: FAIL at 0x..." naming the first page that read back
- * wrong).  It then waits for interrupts that never come, so that the
+ * wrong, or a FAIL saying it found no RAM to test).  It then waits for interrupts that never come, so that the
  * host can read the pattern through QEMU (HMP xp, pmemsave) and look at
  * QEMU's mappings; the host ends it with "quit".
  *
@@ -34,6 +34,7 @@
 #define UART_FR_TXFF    (1 << 5)
 #define UART_CR         0x30
 #define UART_CR_ON      0x301           /* UARTEN | TXE | RXE */
+#define FDT_MAGIC       0xd00dfeed
 #define FDT_BEGIN_NODE  1
 #define FDT_END_NODE    2
 #define FDT_PROP        3
@@ -54,6 +55,11 @@ _start:
      * big-endian, 4-byte aligned, its strings not aligned at all.
      */
     ldr     x1, =RAM_BASE
+    ldr     w0, [x1]                /* magic */
+    rev     w0, w0
+    ldr     w2, =FDT_MAGIC
+    cmp     w0, w2
+    b.ne    no_ram
     ldr     w0, [x1, #8]            /* off_dt_struct */
     rev     w0, w0
     add     x2, x1, x0              /* x2: the token */
@@ -79,6 +85,7 @@ dt_end_node:
     b       dt_next
 dt_node:
     /* "memory" followed by '@' or the name's end */
+    mov     x7, #0
     adr     x4, str_memory
     mov     x5, x2
 1:  ldrb    w6, [x4], #1
@@ -134,6 +141,10 @@ dt_prop:
     csel    x22, x10, x22, hi
     b       dt_next
 dt_done:
+    /* No RAM above TEST_START to test: say so, never PASS */
+    ldr     x3, =TEST_START
+    cmp     x22, x3
+    b.ls    no_ram
     ldr     x3, =RAM_BASE
     sub     x21, x22, x3            /* x21: the RAM size */
 
@@ -177,6 +188,11 @@ dt_done:
     bl      puts
     b       idle
 
+no_ram:
+    adr     x0, msg_no_ram
+    bl      puts
+    b       idle
+
 fail:
     mov     x24, x5
     adr     x0, msg_fail
@@ -202,8 +218,12 @@ puts:
 /* puthex: x0 as "0x" and 16 hex digits.  Uses x0, x9-x12. */
 puthex:
     mov     x11, x0
+1:  ldr     w10, [x20, #UART_FR]
+    tbnz    w10, #5, 1b
     mov     w9, #'0'
     str     w9, [x20, #UART_DR]
+1:  ldr     w10, [x20, #UART_FR]
+    tbnz    w10, #5, 1b
     mov     w9, #'x'
     str     w9, [x20, #UART_DR]
     mov     x12, #60
@@ -234,5 +254,6 @@ msg_wrote:  .asciz "gmem-arm64: wrote "
 msg_pages:  .asciz " pages\n"
 msg_pass:   .asciz "gmem-arm64: PASS\n"
 msg_fail:   .asciz "gmem-arm64: FAIL at "
+msg_no_ram: .asciz "gmem-arm64: FAIL: no device tree, or no RAM above 4 MiB in it\n"
     .balign 8
     .ltorg
