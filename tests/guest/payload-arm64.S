@@ -14,9 +14,10 @@
  *     gmem-arm64: PASS
  *
  * (or "gmem-arm64: FAIL at 0x..." naming the first page that read back
- * wrong, or a FAIL saying it found no RAM to test).  It then waits for interrupts that never come, so that the
- * host can read the pattern through QEMU (HMP xp, pmemsave) and look at
- * QEMU's mappings; the host ends it with "quit".
+ * wrong, or a FAIL saying it found no RAM to test).  Then it powers the
+ * machine off (PSCI SYSTEM_OFF): QEMU exits, or with -action
+ * shutdown=pause stays, paused, for the host to read the pattern through
+ * QEMU (HMP pmemsave) and look at QEMU's mappings.
  *
  * The MMU stays off: the payload's accesses are Device-nGnRnE, aligned,
  * one word per page, which is all it needs.  Its stack is unused (no
@@ -34,6 +35,7 @@
 #define UART_FR_TXFF    (1 << 5)
 #define UART_CR         0x30
 #define UART_CR_ON      0x301           /* UARTEN | TXE | RXE */
+#define PSCI_SYSTEM_OFF 0x84000008
 #define FDT_MAGIC       0xd00dfeed
 #define FDT_BEGIN_NODE  1
 #define FDT_END_NODE    2
@@ -186,12 +188,12 @@ dt_done:
 5:
     adr     x0, msg_pass
     bl      puts
-    b       idle
+    b       power_off
 
 no_ram:
     adr     x0, msg_no_ram
     bl      puts
-    b       idle
+    b       power_off
 
 fail:
     mov     x24, x5
@@ -201,9 +203,12 @@ fail:
     bl      puthex
     bl      newline
 
-idle:
-    wfi
-    b       idle
+    /* Done: power off (PSCI SYSTEM_OFF, by HVC as on virt with KVM) */
+power_off:
+    ldr     x0, =PSCI_SYSTEM_OFF
+    hvc     #0
+1:  wfi
+    b       1b
 
 /* puts: the NUL-terminated string at x0.  Uses x0, x9, x10. */
 puts:

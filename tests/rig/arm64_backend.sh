@@ -58,7 +58,8 @@ fail() { why=$*; return 1; }
 # start NAME ARGS...: QEMU in the background on the payload, its serial
 # console in $T/NAME.serial, its monitor on the pipe $T/mon.in (fd 3), its
 # output in $RES/NAME.qemu; waits (120 s at most) for the payload's
-# verdict.  Sets PID.
+# verdict.  The payload then powers off, and QEMU stays, paused
+# (-action shutdown=pause), for the test to look at.  Sets PID.
 start_vm() {
     name=$1
     shift
@@ -67,7 +68,7 @@ start_vm() {
     : >"$T/$name.serial"
     # shellcheck disable=SC2086
     $RUNQ $BASE -kernel "$PAYLOAD" -serial "file:$T/$name.serial" \
-        -monitor pipe:"$T/mon" "$@" >"$RES/$name.qemu" 2>&1 &
+        -action shutdown=pause -monitor pipe:"$T/mon" "$@" >"$RES/$name.qemu" 2>&1 &
     PID=$!
     i=0
     while ! grep -q -E "gmem-arm64: (PASS|FAIL)" "$T/$name.serial"; do
@@ -148,6 +149,15 @@ test_ram_in_guest_memfd() {
         -object $GMEM,id=m0,size=128M || return 1
     grep -q "ram 0x0000000008000000" "$T/ram.serial" ||
         { fail "the guest saw RAM other than 128 MiB: $(head -1 "$T/ram.serial")"; return 1; }
+    # The payload powered off (PSCI), leaving QEMU paused
+    echo "info status" >&3
+    i=0
+    while ! grep -q "paused (shutdown)" "$RES/ram.monitor"; do
+        [ $i -ge 100 ] && { fail "QEMU is not paused by the payload's power-off:" \
+            "$(tail -c 200 "$RES/ram.monitor" | tr -c '[:print:]' ' ')"; return 1; }
+        sleep 0.1
+        i=$((i + 1))
+    done
     # The guest wrote all of RAM from 4 MiB; the host reads it back.
     check_words 0x40400000 16 || return 1
     check_words 0x47ff0000 16 || return 1
@@ -165,7 +175,7 @@ test_ram_in_guest_memfd() {
     other=$(($(status_kb "$PID" RssAnon) + $(status_kb "$PID" RssShmem)))
     [ $other -lt $((64 * 1024)) ] ||
         { fail "QEMU holds $((other / 1024)) MiB of anonymous and shmem memory besides 128 MiB of RAM"; return 1; }
-    detail="the guest's pattern read back through QEMU; one rw-s mapping of the guest_memfd, no anonymous copy (RssAnon+RssShmem $((other / 1024)) MiB)"
+    detail="the payload powered off; its pattern read back through QEMU; one rw-s mapping of the guest_memfd, no anonymous copy (RssAnon+RssShmem $((other / 1024)) MiB)"
 }
 
 # node_unevictable N: host node N's unevictable memory, in KiB (where
