@@ -12,7 +12,9 @@ dir=$GM_HOST$1
 out=$GM_RIG_RESULTS/results.txt
 : >"$out"
 now() { cut -d' ' -f1 /proc/uptime; }
-for t in guest_memfd_test set_memory_region_test; do
+# guest_memfd_memcg_test wants cgroup v2 where a host's init mounts it.
+[ -e /sys/fs/cgroup/cgroup.controllers ] || mount -t cgroup2 none /sys/fs/cgroup
+for t in guest_memfd_test guest_memfd_memcg_test set_memory_region_test; do
     if ! [ -x "$dir/$t" ]; then
         echo "FAIL kvm-selftests/$t: $dir/$t was not built" >>"$out"
         continue
@@ -23,7 +25,7 @@ for t in guest_memfd_test set_memory_region_test; do
     secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
     tail=$(tail -3 "$GM_RIG_RESULTS/$t.out" | tr '\n' '|')
     # What the test says it did (its pr_info lines), for the report
-    said=$(grep -E "^(Fault-around|fault_around_bytes|Dirty logging)" \
+    said=$(grep -E "^(Fault-around|fault_around_bytes|Dirty logging|Guest faulted)" \
            "$GM_RIG_RESULTS/$t.out" | tr '\n' ';')
     case $rc in
     0) echo "PASS kvm-selftests/$t (${secs}s): exit 0${said:+; $said}" >>"$out" ;;

@@ -26,9 +26,11 @@ done
 
 # As named in tools/testing/selftests/kvm/Makefile.kvm (x86 list), the
 # ones about guest_memfd, memory attributes and private memory, and the
-# kernel series' own (kernel-patches/gmem-in-place, sw-intent-bit).
+# kernel series' own (kernel-patches/gmem-in-place, sw-intent-bit,
+# gmem-memcg).
 case "$arch" in
 x86) TESTS=(guest_memfd_test
+            guest_memfd_memcg_test
             x86/private_mem_conversions_test
             x86/private_mem_kvm_exits_test
             x86/gmem_in_place_conversion_test
@@ -39,6 +41,7 @@ x86) TESTS=(guest_memfd_test
 # arm64's list (Makefile.kvm) has no private-memory tests: arm64 KVM has
 # no VM type with private memory in 7.2.
 arm64) TESTS=(guest_memfd_test
+              guest_memfd_memcg_test
               set_memory_region_test)
        prefix=arm64- cc="ccache aarch64-linux-gnu-gcc -static"
        cross=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-) ;;

@@ -206,6 +206,17 @@ def test_private_mem_kvm_exits_test():
     return run("x86/private_mem_kvm_exits_test")
 
 
+def test_guest_memfd_memcg_test():
+    """kernel-patches/gmem-memcg: a guest's guest_memfd page that would
+    take the test's memory cgroup above memory.high is not allocated:
+    KVM_RUN fails with ENOMEM and a KVM_EXIT_MEMORY_FAULT, nothing is
+    OOM-killed, and the vCPU runs on once memory.high is raised.  It
+    wants cgroup v2 at /sys/fs/cgroup, as a host's init mounts it."""
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        subprocess.check_call(["mount", "-t", "cgroup2", "none", "/sys/fs/cgroup"])
+    return run("guest_memfd_memcg_test", must_say=("Guest faulted at page",))
+
+
 def test_set_memory_region_test():
     """Memslots: zero slots, invalid flags, the most slots KVM allows,
     guest_memfd slots and overlaps, MOVE/DELETE under a running vCPU."""
