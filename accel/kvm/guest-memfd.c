@@ -33,6 +33,8 @@
 #include "system/memory.h"
 #include "system/address-spaces.h"
 #include "system/kvm_int.h"
+#include "system/runstate.h"
+#include "exec/cpu-common.h"
 #include "trace/trace-overlay.h"
 
 /*
@@ -842,6 +844,41 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private)
         return -ENOSYS;
     }
     return gmem_fault_handler(gpa, size, private);
+}
+
+/* QEMU's cgroup v2 path ("/" for the root), or NULL if it has none. */
+static char *gmem_own_cgroup(void)
+{
+    g_autofree char *self = NULL;
+    char *line;
+
+    if (!g_file_get_contents("/proc/self/cgroup", &self, NULL, NULL)) {
+        return NULL;
+    }
+    for (line = self; line; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        if (g_str_has_prefix(line, "0::")) {
+            return g_strndup(line + 3, strcspn(line + 3, "\n"));
+        }
+    }
+    return NULL;
+}
+
+int kvm_guest_memfd_out_of_memory(int cpu_index, hwaddr gpa, uint64_t size)
+{
+    g_autofree char *cgroup = gmem_own_cgroup();
+
+    trace_kvm_guest_memfd_out_of_memory(cpu_index, gpa, size);
+    bql_lock();
+    error_report("vCPU %d: the host has no memory for guest page 0x%"
+                 HWADDR_PRIx ": it would take QEMU's memory cgroup %s above"
+                 " memory.high; the VM is stopped",
+                 cpu_index, gpa, cgroup ?: "(unknown)");
+    error_printf("Make room or raise memory.high, then continue the VM"
+                 " ('cont'): the guest's access is retried.\n");
+    vm_stop(RUN_STATE_IO_ERROR);
+    bql_unlock();
+    return EXCP_INTERRUPT;
 }
 
 bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size)

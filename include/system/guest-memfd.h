@@ -183,6 +183,21 @@ void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
 int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 
 /**
+ * kvm_guest_memfd_out_of_memory:
+ * @cpu_index: the vCPU whose KVM_RUN failed
+ * @gpa, @size: the page KVM_EXIT_MEMORY_FAULT names
+ *
+ * KVM_RUN failed with ENOMEM and a KVM_EXIT_MEMORY_FAULT: the host did not
+ * allocate the guest_memfd page the guest accessed, because it would have
+ * taken QEMU's memory cgroup above memory.high (kernel-patches/gmem-memcg).
+ * Say so and stop the VM (io-error); 'cont' runs the vCPU again, which
+ * retries the access.  Called without the BQL, from the vCPU thread.
+ *
+ * Returns: EXCP_INTERRUPT, for kvm_cpu_exec() to return.
+ */
+int kvm_guest_memfd_out_of_memory(int cpu_index, hwaddr gpa, uint64_t size);
+
+/**
  * kvm_guest_memfd_attributes_changing:
  *
  * Count a change of memory attributes: every conversion, and any other

@@ -1012,6 +1012,67 @@ def test_conversions_under_memory_max():
         "peak %d MiB, no OOM" % (peak >> 20)
 
 
+def wait_status(vm, want, timeout):
+    """Poll query-status until the VM's status is want; return it."""
+    deadline = time.time() + timeout
+    status = None
+    while time.time() < deadline:
+        status = vm.qmp.cmd("query-status")["status"]
+        if status == want:
+            return status
+        time.sleep(0.2)
+    raise AssertionError("status %r after %d s, not %r; console %r; stderr %s"
+                         % (status, timeout, want, vm.output(), vm.errors()))
+
+
+def test_guest_outgrowing_memory_high():
+    """A guest that touches more memory than QEMU's memory cgroup has room
+    for below memory.high: the rig kernel (kernel-patches/gmem-memcg) does
+    not allocate the guest_memfd page, KVM_RUN fails with ENOMEM, and QEMU
+    stops the VM as io-error with a message naming the page and the
+    cgroup, instead of the cgroup reaching memory.max and the OOM killer
+    killing QEMU.  With memory.high raised, 'cont' retries the access and
+    the guest finishes with its memory intact.  Both an ordinary VM
+    (mmap=on: shared guest_memfd pages) and a sw-protected guest writing
+    private pages (mmap=off: the guest_memfd side)."""
+    M = 1 << 20
+    said = []
+    for name, extra, machine, kind in (
+            ("shared", [], ",memory-backend=ram0", KIND_GUEST),
+            ("private", SWP_ARGS[:2], SWP_MACHINE, KIND_PRIVATE)):
+        mode = "on" if kind == KIND_GUEST else "off"
+        blob = payload_args([(0x1000000, 128 * M, kind, 0)], flags=FLAG_HALT)
+        with MemoryCgroup("gmem-high-" + name, 512 * M) as cg:
+            with Qemu(extra + [
+                    "-object", "memory-backend-guest-memfd,id=ram0,size=256M,"
+                    "mmap=" + mode, "-m", "256M", "-S"], args_blob=blob,
+                    extra_machine=machine, binary=cg.qemu) as vm:
+                with open(os.path.join(cg.path, "memory.current")) as f:
+                    high = int(f.read()) + 32 * M
+                cg.write("memory.high", high)
+                vm.qmp.cmd("cont")
+                wait_status(vm, "io-error", 120)
+                err = vm.errors()
+                want = "the host has no memory for guest page 0x"
+                assert want in err and "QEMU's memory cgroup /gmem-high-" + \
+                    name + " above memory.high" in err, err
+                gpa = int(err.split(want)[1].split(":")[0], 16)
+                assert 0x1000000 <= gpa < 0x9000000, hex(gpa)
+                events = cg.events()
+                assert events["oom_kill"] == 0 and events["oom"] == 0, events
+                cg.write("memory.high", "max")
+                vm.qmp.cmd("cont")
+                out = vm.wait_output("RESULT ", 120)
+                assert payload_result(out).startswith("RESULT PASS"), out
+                assert err.count(want) == vm.errors().count(want)
+            events = cg.events()
+        assert events["oom_kill"] == 0 and events["oom"] == 0, events
+        said.append("%s: stopped at 0x%x (memory.high %d MiB), PASS after "
+                    "'cont'" % (name, gpa, high >> 20))
+    return "; ".join(said) + "; " + \
+        [line for line in err.splitlines() if want in line][0]
+
+
 # -- a real Linux guest ------------------------------------------------------
 
 import re  # noqa: E402
