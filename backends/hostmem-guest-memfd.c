@@ -115,8 +115,9 @@ static bool gmem_cgroup_read(const char *dir, const char *file, uint64_t *val)
 }
 
 /*
- * The least room memory.max - memory.current (cgroup v1: limit_in_bytes -
- * usage_in_bytes) leaves in cgroup dir under base and its ancestors.
+ * The least room max_file - cur_file (memory.max or memory.high -
+ * memory.current; cgroup v1: limit_in_bytes - usage_in_bytes) leaves in
+ * cgroup dir under base and its ancestors.
  */
 static void gmem_cgroup_walk(const char *base, const char *dir,
                              const char *max_file, const char *cur_file,
@@ -177,7 +178,14 @@ static uint64_t gmem_cgroup_available(char **limited, const char **limit_file)
             continue;
         }
         if (!strcmp(f[0], "0") && !f[1][0]) {
+            /*
+             * Above memory.high the kernel reclaims the cgroup's other
+             * pages (QEMU's), and a guest's guest_memfd page is refused
+             * there on kernels that draw the line (gmem-memcg).
+             */
             gmem_cgroup_walk("/sys/fs/cgroup", f[2], "memory.max",
+                             "memory.current", &room, limited, limit_file);
+            gmem_cgroup_walk("/sys/fs/cgroup", f[2], "memory.high",
                              "memory.current", &room, limited, limit_file);
             continue;
         }

@@ -1034,7 +1034,9 @@ def test_guest_outgrowing_memory_high():
     killing QEMU.  With memory.high raised, 'cont' retries the access and
     the guest finishes with its memory intact.  Both an ordinary VM
     (mmap=on: shared guest_memfd pages) and a sw-protected guest writing
-    private pages (mmap=off: the guest_memfd side)."""
+    private pages (mmap=off: the guest_memfd side).  A backend to
+    preallocate that would not fit below memory.high is refused, naming
+    it."""
     M = 1 << 20
     said = []
     for name, extra, machine, kind in (
@@ -1050,6 +1052,14 @@ def test_guest_outgrowing_memory_high():
                 with open(os.path.join(cg.path, "memory.current")) as f:
                     high = int(f.read()) + 32 * M
                 cg.write("memory.high", high)
+                # Preallocation stops at memory.high as well.
+                resp = vm.qmp.send("object-add", **{
+                    "qom-type": "memory-backend-guest-memfd", "id": "d0",
+                    "size": 64 * M, "prealloc": True})
+                assert "error" in resp and "cannot preallocate 64 MiB: " \
+                    "QEMU's memory cgroup /gmem-high-" + name in \
+                    resp["error"]["desc"] and "(memory.high)" in \
+                    resp["error"]["desc"], resp
                 vm.qmp.cmd("cont")
                 wait_status(vm, "io-error", 120)
                 err = vm.errors()
