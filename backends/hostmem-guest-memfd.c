@@ -203,7 +203,7 @@ static uint64_t gmem_cgroup_available(char **limited, const char **limit_file)
  * NULL if @want more bytes fit in QEMU's memory cgroup, else why not:
  * "QEMU's memory cgroup X allows Y more (its limit file)".
  */
-static char *gmem_cgroup_shortfall(uint64_t want)
+static char *gmem_cgroup_shortfall(uint64_t want, const char **limit)
 {
     g_autofree char *cgroup = NULL;
     g_autofree char *have = NULL;
@@ -212,6 +212,9 @@ static char *gmem_cgroup_shortfall(uint64_t want)
 
     if (want <= room) {
         return NULL;
+    }
+    if (limit) {
+        *limit = limit_file;
     }
     have = size_to_str(room);
     return g_strdup_printf("QEMU's memory cgroup %s allows %s more (%s)",
@@ -226,6 +229,7 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
     size_t pagesize = qemu_real_host_page_size();
     int64_t flags;
     g_autofree char *shortfall = NULL;
+    const char *limit = NULL;
 
     if (!kvm_enabled()) {
         error_setg(errp, "%s needs the KVM accelerator: a guest_memfd is "
@@ -323,11 +327,12 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         }
     }
     /*
-     * Past its memory cgroup's limit, the kernel kills QEMU rather than
-     * fail the allocation: refuse to preallocate more; warn otherwise (the
-     * guest may never touch all of it).
+     * Past its memory cgroup's memory.max, the kernel kills QEMU rather
+     * than fail the allocation, past memory.high it reclaims QEMU's own
+     * memory: refuse to preallocate more; warn otherwise (the guest may
+     * never touch all of it).
      */
-    shortfall = gmem_cgroup_shortfall(backend->size);
+    shortfall = gmem_cgroup_shortfall(backend->size, &limit);
     if (shortfall) {
         g_autofree char *want = size_to_str(backend->size);
 
@@ -337,8 +342,11 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
             return false;
         }
         warn_report("%s: the guest can use %s, but %s: if the guest touches "
-                    "more than that, the kernel kills QEMU", type, want,
-                    shortfall);
+                    "more than that, %s", type, want, shortfall,
+                    strcmp(limit, "memory.high") ? "the kernel kills QEMU" :
+                    kvm_guest_memfd_memcg_high_supported() ?
+                    "the VM stops until there is room" :
+                    "the kernel throttles QEMU and reclaims its memory");
     }
     return true;
 }
@@ -563,7 +571,7 @@ static bool gmem_prealloc_fits(HostMemoryBackend *backend,
 
         want = want > held ? want - held : 0;
     }
-    shortfall = gmem_cgroup_shortfall(want);
+    shortfall = gmem_cgroup_shortfall(want, NULL);
     if (shortfall) {
         g_autofree char *name = host_memory_backend_get_name(backend);
         g_autofree char *w = size_to_str(want);

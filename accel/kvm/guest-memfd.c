@@ -21,6 +21,7 @@
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
 #include "qemu/atomic.h"
+#include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/units.h"
@@ -56,6 +57,15 @@ struct kvm_memory_attributes2 {
 
 #define KVM_SET_MEMORY_ATTRIBUTES2 \
     _IOWR(KVMIO, 0xd2, struct kvm_memory_attributes2)
+#endif
+
+/*
+ * kernel-patches/gmem-memcg: a guest fault that would allocate a page of
+ * this guest_memfd above memory.high fails (KVM_RUN: ENOMEM with
+ * KVM_EXIT_MEMORY_FAULT) rather than being charged.
+ */
+#ifndef GUEST_MEMFD_FLAG_MEMCG_HIGH
+#define GUEST_MEMFD_FLAG_MEMCG_HIGH (1ULL << 30)
 #endif
 
 /* -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2: retried this often, this apart */
@@ -846,35 +856,84 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private)
     return gmem_fault_handler(gpa, size, private);
 }
 
-/* QEMU's cgroup v2 path ("/" for the root), or NULL if it has none. */
-static char *gmem_own_cgroup(void)
+bool kvm_guest_memfd_memcg_high_supported(void)
+{
+    int64_t flags = kvm_guest_memfd_supported_flags();
+
+    return flags > 0 && (flags & GUEST_MEMFD_FLAG_MEMCG_HIGH);
+}
+
+uint64_t kvm_guest_memfd_create_flags(uint64_t flags)
+{
+    if (kvm_guest_memfd_memcg_high_supported()) {
+        flags |= GUEST_MEMFD_FLAG_MEMCG_HIGH;
+    }
+    return flags;
+}
+
+/*
+ * The cgroup (v2) of QEMU's, or one above it, that has no room below its
+ * memory.high; NULL if none has (or they cannot be read).
+ */
+static char *gmem_cgroup_at_high(void)
 {
     g_autofree char *self = NULL;
+    g_autofree char *path = NULL;
     char *line;
 
     if (!g_file_get_contents("/proc/self/cgroup", &self, NULL, NULL)) {
         return NULL;
     }
-    for (line = self; line; line = strchr(line, '\n')) {
+    for (line = self; line && !path; line = strchr(line, '\n')) {
         line += *line == '\n';
-        if (g_str_has_prefix(line, "0::")) {
-            return g_strndup(line + 3, strcspn(line + 3, "\n"));
+        if (g_str_has_prefix(line, "0::/")) {
+            path = g_strndup(line + 3, strcspn(line + 3, "\n"));
         }
+    }
+    while (path && path[1]) {
+        g_autofree char *dir = g_build_filename("/sys/fs/cgroup", path, NULL);
+        g_autofree char *high = NULL, *cur = NULL;
+        g_autofree char *high_file = g_build_filename(dir, "memory.high", NULL);
+        g_autofree char *cur_file = g_build_filename(dir, "memory.current",
+                                                     NULL);
+        const char *end;
+        uint64_t h, c;
+        char *slash;
+
+        /* "max" is no limit, and does not parse */
+        if (g_file_get_contents(high_file, &high, NULL, NULL) &&
+            g_file_get_contents(cur_file, &cur, NULL, NULL) &&
+            !qemu_strtou64(high, &end, 10, &h) &&
+            !qemu_strtou64(cur, &end, 10, &c) &&
+            c + qemu_real_host_page_size() > h) {
+            return g_steal_pointer(&path);
+        }
+        slash = strrchr(path, '/');
+        if (slash == path) {
+            break;
+        }
+        *slash = '\0';
     }
     return NULL;
 }
 
 int kvm_guest_memfd_out_of_memory(int cpu_index, hwaddr gpa, uint64_t size)
 {
-    g_autofree char *cgroup = gmem_own_cgroup();
+    g_autofree char *cgroup = gmem_cgroup_at_high();
 
     trace_kvm_guest_memfd_out_of_memory(cpu_index, gpa, size);
     bql_lock();
-    error_report("vCPU %d: the host has no memory for guest page 0x%"
-                 HWADDR_PRIx ": it would take QEMU's memory cgroup %s above"
-                 " memory.high; the VM is stopped",
-                 cpu_index, gpa, cgroup ?: "(unknown)");
-    error_printf("Make room or raise memory.high, then continue the VM"
+    if (cgroup) {
+        error_report("vCPU %d: the host has no memory for guest page 0x%"
+                     HWADDR_PRIx ": it would take memory cgroup %s above "
+                     "its memory.high; the VM is stopped",
+                     cpu_index, gpa, cgroup);
+    } else {
+        error_report("vCPU %d: the host could not allocate guest page 0x%"
+                     HWADDR_PRIx " (KVM_RUN: %s); the VM is stopped",
+                     cpu_index, gpa, strerror(ENOMEM));
+    }
+    error_printf("Make room or raise the limit, then continue the VM"
                  " ('cont'): the guest's access is retried.\n");
     vm_stop(RUN_STATE_IO_ERROR);
     bql_unlock();

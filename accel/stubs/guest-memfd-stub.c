@@ -41,3 +41,8 @@ bool kvm_guest_memfd_in_place_host_supported(void)
 {
     return false;
 }
+
+bool kvm_guest_memfd_memcg_high_supported(void)
+{
+    return false;
+}

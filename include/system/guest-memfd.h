@@ -183,15 +183,33 @@ void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
 int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 
 /**
+ * kvm_guest_memfd_memcg_high_supported:
+ *
+ * Whether KVM can refuse a guest's guest_memfd page above memory.high
+ * (GUEST_MEMFD_FLAG_MEMCG_HIGH, kernel-patches/gmem-memcg).
+ */
+bool kvm_guest_memfd_memcg_high_supported(void);
+
+/**
+ * kvm_guest_memfd_create_flags:
+ * @flags: the flags a guest_memfd is to be created with
+ *
+ * Returns: @flags, plus GUEST_MEMFD_FLAG_MEMCG_HIGH where KVM offers it,
+ * as QEMU handles what it brings (kvm_guest_memfd_out_of_memory()).
+ */
+uint64_t kvm_guest_memfd_create_flags(uint64_t flags);
+
+/**
  * kvm_guest_memfd_out_of_memory:
  * @cpu_index: the vCPU whose KVM_RUN failed
  * @gpa, @size: the page KVM_EXIT_MEMORY_FAULT names
  *
  * KVM_RUN failed with ENOMEM and a KVM_EXIT_MEMORY_FAULT: the host did not
  * allocate the guest_memfd page the guest accessed, because it would have
- * taken QEMU's memory cgroup above memory.high (kernel-patches/gmem-memcg).
- * Say so and stop the VM (io-error); 'cont' runs the vCPU again, which
- * retries the access.  Called without the BQL, from the vCPU thread.
+ * taken QEMU's memory cgroup above memory.high (GUEST_MEMFD_FLAG_MEMCG_HIGH)
+ * or it had no memory.  Say so and stop the VM (io-error); 'cont' runs the
+ * vCPU again, which retries the access.  Called without the BQL, from the
+ * vCPU thread.
  *
  * Returns: EXCP_INTERRUPT, for kvm_cpu_exec() to return.
  */

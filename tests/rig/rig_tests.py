@@ -1028,7 +1028,8 @@ def wait_status(vm, want, timeout):
 def test_guest_outgrowing_memory_high():
     """A guest that touches more memory than QEMU's memory cgroup has room
     for below memory.high: the rig kernel (kernel-patches/gmem-memcg) does
-    not allocate the guest_memfd page, KVM_RUN fails with ENOMEM, and QEMU
+    not allocate the guest_memfd page (QEMU creates its guest_memfds with
+    GUEST_MEMFD_FLAG_MEMCG_HIGH), KVM_RUN fails with ENOMEM, and QEMU
     stops the VM as io-error with a message naming the page and the
     cgroup, instead of the cgroup reaching memory.max and the OOM killer
     killing QEMU.  With memory.high raised, 'cont' retries the access and
@@ -1064,8 +1065,8 @@ def test_guest_outgrowing_memory_high():
                 wait_status(vm, "io-error", 120)
                 err = vm.errors()
                 want = "the host has no memory for guest page 0x"
-                assert want in err and "QEMU's memory cgroup /gmem-high-" + \
-                    name + " above memory.high" in err, err
+                assert want in err and "it would take memory cgroup " \
+                    "/gmem-high-%s above its memory.high" % name in err, err
                 gpa = int(err.split(want)[1].split(":")[0], 16)
                 assert 0x1000000 <= gpa < 0x9000000, hex(gpa)
                 events = cg.events()
