@@ -270,6 +270,17 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         return false;
     }
 
+    if (kvm_guest_memfd_stop_at_memory_high() &&
+        !kvm_guest_memfd_memcg_high_supported()) {
+        error_setg(errp, "%s: -accel kvm,stop-at-memory-high=on, but this "
+                   "host's KVM cannot refuse a guest's guest_memfd page "
+                   "above memory.high (no GUEST_MEMFD_FLAG_MEMCG_HIGH: the "
+                   "project's gmem-memcg kernel series adds it)", type);
+        error_append_hint(errp, "Without the option, the kernel throttles "
+                          "QEMU above memory.high.\n");
+        return false;
+    }
+
     if (gm->mmap) {
         if (backend->guest_memfd && !kvm_guest_memfd_in_place_supported()) {
             const char *cgs = object_get_typename(OBJECT(current_machine->cgs));
@@ -344,7 +355,7 @@ static bool gmem_backend_check(HostMemoryBackend *backend, Error **errp)
         warn_report("%s: the guest can use %s, but %s: if the guest touches "
                     "more than that, %s", type, want, shortfall,
                     strcmp(limit, "memory.high") ? "the kernel kills QEMU" :
-                    kvm_guest_memfd_memcg_high_supported() ?
+                    kvm_guest_memfd_stop_at_memory_high() && gm->mmap ?
                     "the VM stops until there is room" :
                     "the kernel throttles QEMU and reclaims its memory");
     }

@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include "qemu/atomic.h"
 #include "qemu/cutils.h"
+#include "qom/object.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/units.h"
@@ -856,6 +857,36 @@ int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private)
     return gmem_fault_handler(gpa, size, private);
 }
 
+/* -accel kvm,stop-at-memory-high=on */
+static bool gmem_stop_at_memory_high;
+
+static bool gmem_get_stop_at_memory_high(Object *obj, Error **errp)
+{
+    return gmem_stop_at_memory_high;
+}
+
+static void gmem_set_stop_at_memory_high(Object *obj, bool value,
+                                         Error **errp)
+{
+    gmem_stop_at_memory_high = value;
+}
+
+void kvm_guest_memfd_accel_class_init(ObjectClass *oc)
+{
+    object_class_property_add_bool(oc, "stop-at-memory-high",
+                                   gmem_get_stop_at_memory_high,
+                                   gmem_set_stop_at_memory_high);
+    object_class_property_set_description(oc, "stop-at-memory-high",
+        "Stop the VM when the guest touches a new guest_memfd page above "
+        "memory.high of QEMU's memory cgroup, instead of being throttled "
+        "(default: off)");
+}
+
+bool kvm_guest_memfd_stop_at_memory_high(void)
+{
+    return gmem_stop_at_memory_high;
+}
+
 bool kvm_guest_memfd_memcg_high_supported(void)
 {
     int64_t flags = kvm_guest_memfd_supported_flags();
@@ -865,14 +896,14 @@ bool kvm_guest_memfd_memcg_high_supported(void)
 
 uint64_t kvm_guest_memfd_create_flags(uint64_t flags)
 {
-    if (kvm_guest_memfd_memcg_high_supported()) {
+    if (gmem_stop_at_memory_high && kvm_guest_memfd_memcg_high_supported()) {
         flags |= GUEST_MEMFD_FLAG_MEMCG_HIGH;
     }
     return flags;
 }
 
 /*
- * The cgroup (v2) of QEMU's, or one above it, that has no room below its
+ * QEMU's cgroup (v2), or the one above it, that has no room below its
  * memory.high; NULL if none has (or they cannot be read).
  */
 static char *gmem_cgroup_at_high(void)
@@ -890,7 +921,7 @@ static char *gmem_cgroup_at_high(void)
             path = g_strndup(line + 3, strcspn(line + 3, "\n"));
         }
     }
-    while (path && path[1]) {
+    while (path) {
         g_autofree char *dir = g_build_filename("/sys/fs/cgroup", path, NULL);
         g_autofree char *high = NULL, *cur = NULL;
         g_autofree char *high_file = g_build_filename(dir, "memory.high", NULL);
@@ -908,11 +939,12 @@ static char *gmem_cgroup_at_high(void)
             c + qemu_real_host_page_size() > h) {
             return g_steal_pointer(&path);
         }
-        slash = strrchr(path, '/');
-        if (slash == path) {
+        /* "/" too: in a cgroup namespace it is the container's own */
+        if (!path[1]) {
             break;
         }
-        *slash = '\0';
+        slash = strrchr(path, '/');
+        slash[slash == path] = '\0';     /* "/a" becomes "/" */
     }
     return NULL;
 }

@@ -46,3 +46,8 @@ bool kvm_guest_memfd_memcg_high_supported(void)
 {
     return false;
 }
+
+bool kvm_guest_memfd_stop_at_memory_high(void)
+{
+    return false;
+}

@@ -183,6 +183,22 @@ void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
 int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 
 /**
+ * kvm_guest_memfd_accel_class_init:
+ * @oc: the KVM accelerator's class
+ *
+ * Add the accelerator's guest_memfd properties: stop-at-memory-high.
+ */
+void kvm_guest_memfd_accel_class_init(ObjectClass *oc);
+
+/**
+ * kvm_guest_memfd_stop_at_memory_high:
+ *
+ * Whether -accel kvm,stop-at-memory-high=on asks that a guest's new
+ * guest_memfd page above memory.high stop the VM.
+ */
+bool kvm_guest_memfd_stop_at_memory_high(void);
+
+/**
  * kvm_guest_memfd_memcg_high_supported:
  *
  * Whether KVM can refuse a guest's guest_memfd page above memory.high
@@ -194,8 +210,9 @@ bool kvm_guest_memfd_memcg_high_supported(void);
  * kvm_guest_memfd_create_flags:
  * @flags: the flags a guest_memfd is to be created with
  *
- * Returns: @flags, plus GUEST_MEMFD_FLAG_MEMCG_HIGH where KVM offers it,
- * as QEMU handles what it brings (kvm_guest_memfd_out_of_memory()).
+ * Returns: @flags, plus GUEST_MEMFD_FLAG_MEMCG_HIGH with
+ * stop-at-memory-high=on where KVM offers it (QEMU then handles what it
+ * brings: kvm_guest_memfd_out_of_memory()).
  */
 uint64_t kvm_guest_memfd_create_flags(uint64_t flags);
 

@@ -1028,7 +1028,8 @@ def wait_status(vm, want, timeout):
 def test_guest_outgrowing_memory_high():
     """A guest that touches more memory than QEMU's memory cgroup has room
     for below memory.high: the rig kernel (kernel-patches/gmem-memcg) does
-    not allocate the guest_memfd page (QEMU creates its guest_memfds with
+    not allocate the guest_memfd page (with -accel
+    kvm,stop-at-memory-high=on, QEMU creates its guest_memfds with
     GUEST_MEMFD_FLAG_MEMCG_HIGH), KVM_RUN fails with ENOMEM, and QEMU
     stops the VM as io-error with a message naming the page and the
     cgroup, instead of the cgroup reaching memory.max and the OOM killer
@@ -1037,7 +1038,8 @@ def test_guest_outgrowing_memory_high():
     (mmap=on: shared guest_memfd pages) and a sw-protected guest writing
     private pages (mmap=off: the guest_memfd side).  A backend to
     preallocate that would not fit below memory.high is refused, naming
-    it."""
+    it.  Without the option, the kernel throttles as before: the guest's
+    pages go past memory.high and the VM runs on."""
     M = 1 << 20
     said = []
     for name, extra, machine, kind in (
@@ -1049,6 +1051,7 @@ def test_guest_outgrowing_memory_high():
             with Qemu(extra + [
                     "-object", "memory-backend-guest-memfd,id=ram0,size=256M,"
                     "mmap=" + mode, "-m", "256M", "-S"], args_blob=blob,
+                    accel="kvm,stop-at-memory-high=on",
                     extra_machine=machine, binary=cg.qemu) as vm:
                 with open(os.path.join(cg.path, "memory.current")) as f:
                     high = int(f.read()) + 32 * M
@@ -1086,6 +1089,30 @@ def test_guest_outgrowing_memory_high():
         assert events["oom_kill"] == 0 and events["oom"] == 0, events
         said.append("%s: stopped at 0x%x holding %d MiB (memory.high %d MiB), "
                     "PASS after 'cont'" % (name, gpa, held >> 20, high >> 20))
+    # Without the option, as before: the kernel charges the guest's pages
+    # past memory.high and throttles QEMU; the VM is not stopped.
+    blob = payload_args([(0x1000000, 128 * M, KIND_GUEST, 0)], flags=FLAG_HALT)
+    with MemoryCgroup("gmem-high-default", 512 * M) as cg:
+        with Qemu(["-object", "memory-backend-guest-memfd,id=ram0,size=256M",
+                   "-m", "256M", "-S"], args_blob=blob,
+                  extra_machine=",memory-backend=ram0", binary=cg.qemu) as vm:
+            with open(os.path.join(cg.path, "memory.current")) as f:
+                high = int(f.read()) + 32 * M
+            cg.write("memory.high", high)
+            vm.qmp.cmd("cont")
+            deadline = time.time() + 60
+            held = 0
+            while held <= high + 2 * M and time.time() < deadline:
+                time.sleep(0.5)
+                assert vm.qmp.cmd("query-status")["status"] == "running"
+                with open(os.path.join(cg.path, "memory.current")) as f:
+                    held = int(f.read())
+            assert held > high + 2 * M, (held, high)
+            assert want not in vm.errors(), vm.errors()
+        events = cg.events()
+    assert events["oom_kill"] == 0 and events["high"] > 0, events
+    said.append("without stop-at-memory-high: running, %d MiB held past "
+                "memory.high %d MiB" % (held >> 20, high >> 20))
     return "; ".join(said) + "; " + \
         [line for line in err.splitlines() if want in line][0]
 
