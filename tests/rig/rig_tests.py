@@ -1059,7 +1059,7 @@ def test_guest_outgrowing_memory_high():
                 # Preallocation stops at memory.high as well.
                 resp = vm.qmp.send("object-add", **{
                     "qom-type": "memory-backend-guest-memfd", "id": "d0",
-                    "size": 64 * M, "prealloc": True})
+                    "size": 64 * M, "prealloc": True, "mmap": mode == "on"})
                 assert "error" in resp and "cannot preallocate 64 MiB: " \
                     "QEMU's memory cgroup /gmem-high-" + name in \
                     resp["error"]["desc"] and "(memory.high)" in \
