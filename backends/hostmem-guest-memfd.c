@@ -117,7 +117,8 @@ static bool gmem_cgroup_read(const char *dir, const char *file, uint64_t *val)
 /*
  * The least room max_file - cur_file (memory.max or memory.high -
  * memory.current; cgroup v1: limit_in_bytes - usage_in_bytes) leaves in
- * cgroup dir under base and its ancestors.
+ * cgroup dir under base and its ancestors, "/" included (in a cgroup
+ * namespace, the container's own cgroup).
  */
 static void gmem_cgroup_walk(const char *base, const char *dir,
                              const char *max_file, const char *cur_file,
@@ -143,21 +144,14 @@ static void gmem_cgroup_walk(const char *base, const char *dir,
             }
         }
         slash = strrchr(path, '/');
-        if (!slash || slash == path) {
+        if (!slash || !path[1]) {
             break;
         }
-        *slash = '\0';
+        slash[slash == path] = '\0';     /* "/a" becomes "/" */
     }
 }
 
-/*
- * How much more QEMU's memory cgroup and its ancestors let it charge:
- * cgroup v2 (/sys/fs/cgroup) or v1's memory controller
- * (/sys/fs/cgroup/memory), as /proc/self/cgroup names them; UINT64_MAX
- * if no limit applies or none can be read.  *limited names the cgroup
- * that sets it, *limit_file the file that does.
- */
-static uint64_t gmem_cgroup_available(char **limited, const char **limit_file)
+uint64_t guest_memfd_cgroup_room(char **limited, const char **limit_file)
 {
     g_autofree char *self = NULL;
     g_auto(GStrv) lines = NULL;
@@ -208,7 +202,7 @@ static char *gmem_cgroup_shortfall(uint64_t want, const char **limit)
     g_autofree char *cgroup = NULL;
     g_autofree char *have = NULL;
     const char *limit_file = NULL;
-    uint64_t room = gmem_cgroup_available(&cgroup, &limit_file);
+    uint64_t room = guest_memfd_cgroup_room(&cgroup, &limit_file);
 
     if (want <= room) {
         return NULL;

@@ -21,7 +21,6 @@
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
 #include "qemu/atomic.h"
-#include "qemu/cutils.h"
 #include "qom/object.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
@@ -903,50 +902,21 @@ uint64_t kvm_guest_memfd_create_flags(uint64_t flags)
 }
 
 /*
- * QEMU's cgroup (v2), or the one above it, that has no room below its
+ * QEMU's cgroup, or the one above it, that has no room left below its
  * memory.high; NULL if none has (or they cannot be read).
  */
 static char *gmem_cgroup_at_high(void)
 {
-    g_autofree char *self = NULL;
-    g_autofree char *path = NULL;
-    char *line;
+    char *cgroup = NULL;
+    const char *limit_file = NULL;
+    uint64_t room = guest_memfd_cgroup_room(&cgroup, &limit_file);
 
-    if (!g_file_get_contents("/proc/self/cgroup", &self, NULL, NULL)) {
+    if (room >= qemu_real_host_page_size() ||
+        g_strcmp0(limit_file, "memory.high")) {
+        g_free(cgroup);
         return NULL;
     }
-    for (line = self; line && !path; line = strchr(line, '\n')) {
-        line += *line == '\n';
-        if (g_str_has_prefix(line, "0::/")) {
-            path = g_strndup(line + 3, strcspn(line + 3, "\n"));
-        }
-    }
-    while (path) {
-        g_autofree char *dir = g_build_filename("/sys/fs/cgroup", path, NULL);
-        g_autofree char *high = NULL, *cur = NULL;
-        g_autofree char *high_file = g_build_filename(dir, "memory.high", NULL);
-        g_autofree char *cur_file = g_build_filename(dir, "memory.current",
-                                                     NULL);
-        const char *end;
-        uint64_t h, c;
-        char *slash;
-
-        /* "max" is no limit, and does not parse */
-        if (g_file_get_contents(high_file, &high, NULL, NULL) &&
-            g_file_get_contents(cur_file, &cur, NULL, NULL) &&
-            !qemu_strtou64(high, &end, 10, &h) &&
-            !qemu_strtou64(cur, &end, 10, &c) &&
-            c + qemu_real_host_page_size() > h) {
-            return g_steal_pointer(&path);
-        }
-        /* "/" too: in a cgroup namespace it is the container's own */
-        if (!path[1]) {
-            break;
-        }
-        slash = strrchr(path, '/');
-        slash[slash == path] = '\0';     /* "/a" becomes "/" */
-    }
-    return NULL;
+    return cgroup;
 }
 
 int kvm_guest_memfd_out_of_memory(int cpu_index, hwaddr gpa, uint64_t size)

@@ -183,6 +183,21 @@ void kvm_guest_memfd_set_fault_handler(KvmGuestMemfdFaultHandler *handler);
 int kvm_guest_memfd_memory_fault(hwaddr gpa, uint64_t size, bool private);
 
 /**
+ * guest_memfd_cgroup_room:
+ * @limited: set to the cgroup that sets the limit (NULL if none), to free
+ * @limit_file: set to the file that does (memory.max, memory.high, or
+ * cgroup v1's memory.limit_in_bytes)
+ *
+ * How much more QEMU's memory cgroup and its ancestors let it charge:
+ * cgroup v2 (/sys/fs/cgroup) or v1's memory controller
+ * (/sys/fs/cgroup/memory), as /proc/self/cgroup names them.
+ *
+ * Returns: the least room left, in bytes; UINT64_MAX if no limit applies
+ * or none can be read.
+ */
+uint64_t guest_memfd_cgroup_room(char **limited, const char **limit_file);
+
+/**
  * kvm_guest_memfd_accel_class_init:
  * @oc: the KVM accelerator's class
  *

@@ -885,6 +885,11 @@ class MemoryCgroup:
         with open(os.path.join(path or self.path, name), "w") as f:
             f.write(str(value))
 
+    def read(self, name):
+        """A number in one of the cgroup's files (memory.current, ...)."""
+        with open(os.path.join(self.path, name)) as f:
+            return int(f.read())
+
     def events(self):
         with open(os.path.join(self.path, "memory.events")) as f:
             return dict((k, int(v)) for k, v in (l.split() for l in f))
@@ -1004,8 +1009,7 @@ def test_conversions_under_memory_max():
             assert counts["bytes-to-private"] == counts["bytes-to-shared"] == 96 * M, counts
             assert counts["conversions-failed"] == 0, counts
         events = cg.events()
-        with open(os.path.join(cg.path, "memory.peak")) as f:
-            peak = int(f.read())
+        peak = cg.read("memory.peak")
     assert events["oom_kill"] == 0 and events["oom"] == 0, events
     assert peak < 160 * M, peak
     return "96 MiB private and shared again under memory.max 160 MiB: " \
@@ -1053,8 +1057,7 @@ def test_guest_outgrowing_memory_high():
                     "mmap=" + mode, "-m", "256M", "-S"], args_blob=blob,
                     accel="kvm,stop-at-memory-high=on",
                     extra_machine=machine, binary=cg.qemu) as vm:
-                with open(os.path.join(cg.path, "memory.current")) as f:
-                    high = int(f.read()) + 32 * M
+                high = cg.read("memory.current") + 32 * M
                 cg.write("memory.high", high)
                 # Preallocation stops at memory.high as well.
                 resp = vm.qmp.send("object-add", **{
@@ -1077,8 +1080,7 @@ def test_guest_outgrowing_memory_high():
                 # The line held: what the cgroup holds is memory.high,
                 # give or take the kernel's per-CPU charge batches and
                 # KVM's page tables.
-                with open(os.path.join(cg.path, "memory.current")) as f:
-                    held = int(f.read())
+                held = cg.read("memory.current")
                 assert held <= high + 8 * M, (held, high)
                 cg.write("memory.high", "max")
                 vm.qmp.cmd("cont")
@@ -1096,8 +1098,7 @@ def test_guest_outgrowing_memory_high():
         with Qemu(["-object", "memory-backend-guest-memfd,id=ram0,size=256M",
                    "-m", "256M", "-S"], args_blob=blob,
                   extra_machine=",memory-backend=ram0", binary=cg.qemu) as vm:
-            with open(os.path.join(cg.path, "memory.current")) as f:
-                high = int(f.read()) + 32 * M
+            high = cg.read("memory.current") + 32 * M
             cg.write("memory.high", high)
             vm.qmp.cmd("cont")
             deadline = time.time() + 60
@@ -1105,8 +1106,7 @@ def test_guest_outgrowing_memory_high():
             while held <= high + 2 * M and time.time() < deadline:
                 time.sleep(0.5)
                 assert vm.qmp.cmd("query-status")["status"] == "running"
-                with open(os.path.join(cg.path, "memory.current")) as f:
-                    held = int(f.read())
+                held = cg.read("memory.current")
             assert held > high + 2 * M, (held, high)
             assert want not in vm.errors(), vm.errors()
         events = cg.events()
