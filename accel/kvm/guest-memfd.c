@@ -68,6 +68,9 @@ struct kvm_memory_attributes2 {
 #define GUEST_MEMFD_FLAG_MEMCG_HIGH (1ULL << 30)
 #endif
 
+/* The host's page size, which conversions come in multiples of */
+static uint64_t gmem_page_size;
+
 /* -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2: retried this often, this apart */
 #define GMEM_BUSY_RETRIES   100
 #define GMEM_BUSY_WAIT_US   1000
@@ -250,36 +253,61 @@ bool kvm_guest_memfd_in_place(const RAMBlock *rb)
 }
 
 /*
- * The private-capable guest_memfd RAM section at @gpa, up to @size bytes;
- * 0 if none.  Its RAM block and the offset in it go to @rb and @offset,
- * if given.
+ * A private-capable guest_memfd RAM section as the engine looked it up:
+ * [gpa, gpa + size) is @rb from @offset on.  Valid while the BQL is held
+ * without a break: the memory map cannot change under it.
+ */
+typedef struct GmemSection {
+    hwaddr gpa;
+    uint64_t size;              /* 0: none */
+    RAMBlock *rb;
+    ram_addr_t offset;
+} GmemSection;
+
+/*
+ * The private-capable guest_memfd RAM section at @gpa, up to @size bytes,
+ * into @sec.  Returns its size, 0 if there is none.
  */
 static uint64_t gmem_private_section(hwaddr gpa, uint64_t size,
-                                     RAMBlock **rb, ram_addr_t *offset)
+                                     GmemSection *sec)
 {
     MemoryRegionSection section;
-    uint64_t len = 0;
 
+    sec->size = 0;
     section = memory_region_find(get_system_memory(), gpa, size);
     if (!section.mr) {
         return 0;
     }
     if (section.offset_within_address_space == gpa &&
         kvm_guest_memfd_private_capable(section.mr->ram_block)) {
-        len = int128_get64(section.size);
-        if (rb) {
-            *rb = section.mr->ram_block;
-            *offset = section.offset_within_region;
-        }
+        *sec = (GmemSection) {
+            .gpa = gpa,
+            .size = int128_get64(section.size),
+            .rb = section.mr->ram_block,
+            .offset = section.offset_within_region,
+        };
     }
     memory_region_unref(section.mr);
-    return len;
+    return sec->size;
+}
+
+/*
+ * The section at @gpa, up to @end: @sec if it holds @gpa, else looked up
+ * into @sec.  Returns the bytes from @gpa to its end or @end, 0 if there
+ * is no private-capable RAM at @gpa.
+ */
+static uint64_t gmem_section_at(hwaddr gpa, hwaddr end, GmemSection *sec)
+{
+    if (!sec->size || gpa < sec->gpa || gpa - sec->gpa >= sec->size) {
+        return gmem_private_section(gpa, end - gpa, sec);
+    }
+    return MIN(end - sec->gpa, sec->size) - (gpa - sec->gpa);
 }
 
 /* Page-aligned, not empty, not wrapping around */
 static bool gmem_range_valid(hwaddr gpa, uint64_t size)
 {
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
 
     return size && QEMU_IS_ALIGNED(gpa, page) && QEMU_IS_ALIGNED(size, page) &&
            gpa + size > gpa;
@@ -324,10 +352,51 @@ typedef struct GmemRun {
     uint64_t size;
 } GmemRun;
 
+/*
+ * The runs a conversion changed.  Most conversions change one run, and a
+ * vCPU's exit should not allocate for it: the first few are kept here.
+ */
+#define GMEM_RUNS_INLINE 8
+
+typedef struct GmemRuns {
+    GmemRun *run;               /* inline, or allocated when outgrown */
+    guint len, size;
+    GmemRun inline_runs[GMEM_RUNS_INLINE];
+} GmemRuns;
+
+static void gmem_runs_init(GmemRuns *runs)
+{
+    runs->run = runs->inline_runs;
+    runs->len = 0;
+    runs->size = GMEM_RUNS_INLINE;
+}
+
+static void gmem_runs_append(GmemRuns *runs, const GmemRun *run)
+{
+    if (runs->len == runs->size) {
+        runs->size *= 2;
+        if (runs->run == runs->inline_runs) {
+            runs->run = g_memdup2(runs->inline_runs,
+                                  runs->size * sizeof(GmemRun));
+        } else {
+            runs->run = g_renew(GmemRun, runs->run, runs->size);
+        }
+    }
+    runs->run[runs->len++] = *run;
+}
+
+static void gmem_runs_free(GmemRuns *runs)
+{
+    if (runs->run != runs->inline_runs) {
+        g_free(runs->run);
+    }
+}
+
 static QemuMutex gmem_convert_lock;
 
 static void __attribute__((constructor)) gmem_convert_lock_init(void)
 {
+    gmem_page_size = qemu_real_host_page_size();
     qemu_mutex_init(&gmem_convert_lock);
 }
 
@@ -336,20 +405,24 @@ static void __attribute__((constructor)) gmem_convert_lock_init(void)
  * changes (shared pages, for @to_private), within one RAM block: *gpa
  * moves to its start, and its RAM block and offset go to @rb and @offset.
  * Returns its size; 0 (with *gpa at @end) when there is none; -EINVAL if
- * some page on the way is not private-capable RAM.  With the BQL held.
+ * some page on the way is not private-capable RAM.  @sec is the section
+ * looked up last, and is updated.  With the BQL held.
  */
 static int64_t gmem_next_run(hwaddr *gpa, hwaddr end, bool to_private,
-                             RAMBlock **rb, ram_addr_t *offset)
+                             GmemSection *sec, RAMBlock **rb,
+                             ram_addr_t *offset)
 {
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
 
     while (*gpa < end) {
-        uint64_t len = gmem_private_section(*gpa, end - *gpa, rb, offset);
+        uint64_t len = gmem_section_at(*gpa, end, sec);
         unsigned long first, last, i, next, *bitmap;
 
-        if (!len || !(*rb)->attributes) {
+        if (!len || !sec->rb->attributes) {
             return -EINVAL;
         }
+        *rb = sec->rb;
+        *offset = sec->offset + (*gpa - sec->gpa);
         bitmap = (*rb)->attributes->bitmap;     /* set: shared */
         first = *offset / page;
         last = first + len / page;
@@ -470,19 +543,22 @@ static int gmem_change_run(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
 
 /*
  * The RAM block a changed run is in now, if it is still private-capable
- * RAM recorded all in state @private.  With the BQL held.
+ * RAM recorded all in state @private.  @sec as for gmem_next_run().  With
+ * the BQL held.
  */
 static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
-                                ram_addr_t *offset)
+                                GmemSection *sec, ram_addr_t *offset)
 {
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
     unsigned long first, last, *bitmap;
     RAMBlock *rb;
 
-    if (gmem_private_section(run->gpa, run->size, &rb, offset) != run->size ||
-        !rb->attributes) {
+    if (gmem_section_at(run->gpa, run->gpa + run->size, sec) != run->size ||
+        !sec->rb->attributes) {
         return NULL;    /* unplugged since: its pages went with it */
     }
+    rb = sec->rb;
+    *offset = sec->offset + (run->gpa - sec->gpa);
     bitmap = rb->attributes->bitmap;
     first = *offset / page;
     last = first + run->size / page;
@@ -503,17 +579,26 @@ static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
  * 300 ms in the rig with 50 us sleeps).  So wait until the waiters have
  * had it, polling, for at most GMEM_CONVERT_PAUSE_MAX_MS.  With nobody
  * waiting, a conversion does not pause at all.  Returns when this thread
- * holds the BQL again.
+ * holds the BQL again; the memory map may have changed meanwhile, so @sec
+ * is forgotten.
+ *
+ * The hold is timed from the end of the first piece (*held_since 0 until
+ * then): a conversion of one piece, which most are, reads no clock.
  */
-static void gmem_bql_pause(int64_t *held_since)
+static void gmem_bql_pause(int64_t *held_since, GmemSection *sec)
 {
     int64_t start, until;
     bool waiters;
 
+    if (!*held_since) {
+        *held_since = get_clock();
+        return;
+    }
     if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS ||
         !bql_contended()) {
         return;
     }
+    sec->size = 0;
     bql_unlock();
     start = get_clock();
     until = start + GMEM_CONVERT_PAUSE_MAX_MS * SCALE_MS;
@@ -535,22 +620,23 @@ typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
  * BQL, pausing as the conversion itself does.  Returns the last error @fn
  * returned, 0 if none.
  */
-static int gmem_for_each_run(GArray *runs, bool to_private, GmemRunFunc *fn,
-                             int64_t *held_since)
+static int gmem_for_each_run(GmemRuns *runs, bool to_private,
+                             GmemRunFunc *fn, int64_t *held_since,
+                             GmemSection *sec)
 {
     int ret = 0;
     guint i;
 
     for (i = 0; i < runs->len; i++) {
-        GmemRun *run = &g_array_index(runs, GmemRun, i);
+        GmemRun *run = &runs->run[i];
         ram_addr_t offset;
         RAMBlock *rb;
         int err;
 
         if (i) {
-            gmem_bql_pause(held_since);
+            gmem_bql_pause(held_since, sec);
         }
-        rb = gmem_run_block(run, to_private, &offset);
+        rb = gmem_run_block(run, to_private, sec, &offset);
         if (!rb) {
             continue;
         }
@@ -604,34 +690,66 @@ static int gmem_discard_run(RAMBlock *rb, ram_addr_t offset,
     return err;
 }
 
+/*
+ * The section the last conversion ended in, for the next one: a guest
+ * converts piece by piece, one exit each, and the pieces mostly lie in
+ * one section.  Forgotten whenever the memory map changes (a transaction
+ * begins).  With the BQL held.
+ */
+static GmemSection gmem_last_section;
+
+static void gmem_map_changing(MemoryListener *listener)
+{
+    gmem_last_section.size = 0;
+}
+
+static MemoryListener gmem_map_listener = {
+    .name = "guest-memfd-conversions",
+    .begin = gmem_map_changing,
+};
+
 /* With the BQL, which it drops between pieces of work */
 static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
 {
-    g_autoptr(GArray) runs = g_array_new(false, false, sizeof(GmemRun));
+    static bool listening;
+    GmemRuns runs;
+    GmemSection sec, more;
     hwaddr pos, end = gpa + size;
-    int64_t held_since = get_clock();
+    int64_t held_since = 0;
     uint64_t len;
     bool discard = false;       /* some run has a side to free */
     int ret = 0;
 
-    /* All or nothing: check the whole range before changing any of it. */
-    for (pos = gpa; pos < end; pos += len) {
-        len = gmem_private_section(pos, end - pos, NULL, NULL);
-        if (!len) {
-            return -EINVAL;
+    if (!listening) {
+        memory_listener_register(&gmem_map_listener, &address_space_memory);
+        listening = true;
+    }
+    /*
+     * All or nothing: check the whole range before changing any of it.
+     * The section it starts in (@sec) is where the conversion starts.
+     */
+    sec = gmem_last_section;
+    if (gmem_section_at(gpa, end, &sec) != size) {
+        for (pos = gpa; pos < end; pos += len) {
+            len = gmem_private_section(pos, end - pos,
+                                       pos == gpa ? &sec : &more);
+            if (!len) {
+                return -EINVAL;
+            }
         }
     }
 
+    gmem_runs_init(&runs);
     for (pos = gpa; pos < end; ) {
         GmemRun run;
         ram_addr_t offset;
         RAMBlock *rb;
         int64_t next;
 
-        if (runs->len) {
-            gmem_bql_pause(&held_since);
+        if (runs.len) {
+            gmem_bql_pause(&held_since, &sec);
         }
-        next = gmem_next_run(&pos, end, to_private, &rb, &offset);
+        next = gmem_next_run(&pos, end, to_private, &sec, &rb, &offset);
         if (next <= 0) {
             ret = next;
             break;
@@ -644,18 +762,22 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
         if (ret) {
             break;
         }
-        g_array_append_val(runs, run);
+        gmem_runs_append(&runs, &run);
         discard |= !kvm_guest_memfd_in_place(rb);
         pos += run.size;
     }
-    trace_kvm_guest_memfd_convert(gpa, size, to_private, runs->len, ret);
+    trace_kvm_guest_memfd_convert(gpa, size, to_private, runs.len, ret);
     if (ret) {
-        return gmem_for_each_run(runs, to_private, gmem_undo_run,
-                                 &held_since) ? -EIO : ret;
+        ret = gmem_for_each_run(&runs, to_private, gmem_undo_run,
+                                &held_since, &sec) ? -EIO : ret;
+    } else if (discard) {
+        /* In place there is nothing to free: no second walk, no pauses. */
+        ret = gmem_for_each_run(&runs, to_private, gmem_discard_run,
+                                &held_since, &sec);
     }
-    /* In place there is nothing to free: no second walk, no pauses. */
-    return discard ? gmem_for_each_run(runs, to_private, gmem_discard_run,
-                                       &held_since) : 0;
+    gmem_runs_free(&runs);
+    gmem_last_section = sec;
+    return ret;
 }
 
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
@@ -712,7 +834,7 @@ static bool gmem_backend_ram(RAMBlock *rb)
 /* The range's state, of memory-backend-guest-memfd RAM only if backend */
 static int gmem_range_state(hwaddr gpa, uint64_t size, bool backend)
 {
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
     uint64_t done, len;
     int state = -1;
 
@@ -721,18 +843,18 @@ static int gmem_range_state(hwaddr gpa, uint64_t size, bool backend)
     }
     /* All of it, even once it is mixed: -EINVAL is for any part of it */
     for (done = 0; done < size; done += len) {
-        RAMBlock *rb;
-        ram_addr_t offset;
+        GmemSection sec;
         unsigned long first, last, shared, *bitmap;
         KvmGuestMemfdRangeState this;
 
-        len = gmem_private_section(gpa + done, size - done, &rb, &offset);
-        if (!len || !rb->attributes || (backend && !gmem_backend_ram(rb))) {
+        len = gmem_private_section(gpa + done, size - done, &sec);
+        if (!len || !sec.rb->attributes ||
+            (backend && !gmem_backend_ram(sec.rb))) {
             return -EINVAL;
         }
-        first = offset / page;
+        first = sec.offset / page;
         last = first + len / page;
-        bitmap = rb->attributes->bitmap;
+        bitmap = sec.rb->attributes->bitmap;
         shared = find_next_zero_bit(bitmap, last, first) == last;
         if (!shared && find_next_bit(bitmap, last, first) != last) {
             this = KVM_GUEST_MEMFD_RANGE_MIXED;

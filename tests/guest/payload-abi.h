@@ -44,6 +44,8 @@
                                            converts in place, so the DIMM's
                                            range made private still holds
                                            the guest pattern (not zero) */
+#define FLAG_HP_AGAIN_PRIVATE 64        /* with FLAG_HP_AGAIN: the next DIMM's
+                                           first 2 MiB made private too */
 
 /* what the payload does with a range */
 #define KIND_GUEST      0               /* write and check the guest pattern */

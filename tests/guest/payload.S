@@ -1136,6 +1136,8 @@ hotplug:
         call puts
         btrl $4, (ARGS + A_FLAGS)       /* FLAG_HP_AGAIN, once */
         jnc 3f
+        testl $FLAG_HP_AGAIN_PRIVATE, (ARGS + A_FLAGS)
+        jnz hotplug
         andl $~FLAG_HP_PRIVATE, (ARGS + A_FLAGS)
         jmp hotplug
 3:      testl $FLAG_HP_PRIVATE, (ARGS + A_FLAGS)

@@ -13,6 +13,7 @@ import time
 from gmemtest import (KIND_GUEST, QEMU_ASAN, Qemu, Skip, cgroup_wrapper, kvm_caps, payload_args,
                       gmem_fds,
                       FLAG_HOTPLUG, FLAG_HP_PRIVATE, FLAG_HP_AGAIN,
+                      FLAG_HP_AGAIN_PRIVATE,
                       payload_result, run_qemu, FLAG_HALT, KVM_CREATE_VM,
                       KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES,
                       KVM_CAP_GUEST_MEMFD_FLAGS, GUEST_MEMFD_FLAG_MMAP,
@@ -707,15 +708,17 @@ def test_private_backend_deleted_at_run_time():
     return "3 backends added and deleted; AddressSanitizer found nothing"
 
 
-def dimm_twice(second_backend):
+def dimm_twice(second_backend, private_again=False):
     """Plug DIMM d1 (mmap=off) into a running sw-protected guest, which
     makes its first 2 MiB private; unplug it; plug a DIMM of
     second_backend's memory ('d1' again, or a new backend's properties)
-    at the same address, which the guest writes and checks all of.
+    at the same address, which the guest writes and checks all of (and,
+    if private_again, makes its first 2 MiB private too).
     Returns (vm, the second DIMM's address) with the VM still running."""
     blob = payload_args([(MiB, 63 * MiB, KIND_GUEST, 0)],
                         flags=FLAG_HALT | FLAG_HOTPLUG | FLAG_HP_PRIVATE |
-                        FLAG_HP_AGAIN)
+                        FLAG_HP_AGAIN |
+                        (FLAG_HP_AGAIN_PRIVATE if private_again else 0))
     args = ["-object", "sw-protected-guest,id=swp",
             "-object", "memory-backend-guest-memfd,id=ram0,size=64M,mmap=off",
             "-m", "64M,slots=2,maxmem=1G"]
@@ -743,7 +746,8 @@ def dimm_twice(second_backend):
         addr = vm.qmp.cmd("query-memory-devices")[0]["data"]["addr"]
         assert addr == first, "the second DIMM is at 0x%x, not 0x%x" % (addr, first)
         deadline = time.time() + 60
-        while vm.output().count("DIMM PASS") < 2:
+        while vm.output().count("DIMM PASS") < 2 or \
+                (private_again and vm.output().count("DIMM PRIVATE") < 2):
             status = vm.qmp.cmd("query-status")["status"]
             assert status == "running" and time.time() < deadline, \
                 "the guest did not get through the second DIMM (%s): %s %s" % (
@@ -770,6 +774,28 @@ def test_dimm_plugged_again_starts_shared():
             len(bad), bad[0])
         assert vm.qom_get("/objects/swp", "faults-failed") == 0
     return "second plug: all 64 MiB shared, the guest's pattern on every page"
+
+
+def test_conversion_after_the_memory_map_changed():
+    """The conversion engine keeps the section of guest memory its last
+    conversion was in for the next one, and must forget it once the
+    memory map changes: DIMM d1 made partly private is unplugged, a DIMM
+    of another backend (d2) is plugged at the same address, and the guest
+    makes its first 2 MiB private again.  That is d2's memory now: d2
+    holds 2 MiB private, and d1 (out of the map, all shared since its
+    unplug) none."""
+    vm, addr = dimm_twice({"qom-type": "memory-backend-guest-memfd",
+                           "id": "d2", "size": 64 * MiB, "mmap": False},
+                          private_again=True)
+    with vm:
+        assert vm.qom_get("/objects/d2", "private-bytes") == 2 * MiB
+        assert vm.qom_get("/objects/d1", "private-bytes") == 0
+        assert vm.qom_get("/objects/swp", "faults-failed") == 0
+        data = vm.read_memory(addr, 4 * MiB)
+        assert data[:2 * MiB] == bytes(2 * MiB), "d2's private 2 MiB reach the host"
+        bad = pattern_mismatches(data, addr)
+        assert bad == list(range(0, 2 * MiB, 4096)), (len(bad), bad[:2])
+    return "second DIMM at 0x%x: its own 2 MiB private, the first's none" % addr
 
 
 def test_one_gib_conversion():
