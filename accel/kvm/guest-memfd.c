@@ -376,8 +376,8 @@ static void gmem_runs_append(GmemRuns *runs, const GmemRun *run)
     if (runs->len == runs->size) {
         runs->size *= 2;
         if (runs->run == runs->inline_runs) {
-            runs->run = g_memdup2(runs->inline_runs,
-                                  runs->size * sizeof(GmemRun));
+            runs->run = g_new(GmemRun, runs->size);
+            memcpy(runs->run, runs->inline_runs, sizeof(runs->inline_runs));
         } else {
             runs->run = g_renew(GmemRun, runs->run, runs->size);
         }
@@ -581,19 +581,12 @@ static RAMBlock *gmem_run_block(const GmemRun *run, bool private,
  * waiting, a conversion does not pause at all.  Returns when this thread
  * holds the BQL again; the memory map may have changed meanwhile, so @sec
  * is forgotten.
- *
- * The hold is timed from the end of the first piece (*held_since 0 until
- * then): a conversion of one piece, which most are, reads no clock.
  */
 static void gmem_bql_pause(int64_t *held_since, GmemSection *sec)
 {
     int64_t start, until;
     bool waiters;
 
-    if (!*held_since) {
-        *held_since = get_clock();
-        return;
-    }
     if (get_clock() - *held_since < GMEM_CONVERT_HOLD_MS * SCALE_MS ||
         !bql_contended()) {
         return;
@@ -715,7 +708,7 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
     GmemRuns runs;
     GmemSection sec, more;
     hwaddr pos, end = gpa + size;
-    int64_t held_since = 0;
+    int64_t held_since = get_clock();
     uint64_t len;
     bool discard = false;       /* some run has a side to free */
     int ret = 0;

@@ -833,6 +833,41 @@ def test_one_gib_conversion():
         shmem >> 20, gmem >> 20)
 
 
+def test_conversion_in_many_pieces_in_asan_qemu():
+    """One hypercall converting 256 MiB works in 16 pieces of 16 MiB,
+    more than the engine keeps in its inline array of changed runs (8):
+    both ways, in QEMU built with AddressSanitizer, which must find
+    nothing (review found the array's growth copying 16 runs out of the
+    8-run array).  Then QEMU quits cleanly."""
+    if not os.path.exists(QEMU_ASAN):
+        raise AssertionError("no AddressSanitizer build at " + QEMU_ASAN)
+    base, size = 64 * MiB, 256 * MiB
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=320M,mmap=off",
+            "-m", "320M"]
+    ranges = [(base, size >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
+              (base, size >> 12, KIND_HCALL, 0)]
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE, binary=QEMU_ASAN) as vm:
+        try:
+            out = vm.wait_output("RESULT ", 300)
+            results = hcall_results(out)
+            private = vm.qom_get("/objects/swp", "bytes-to-private")
+            shared = vm.qom_get("/objects/swp", "bytes-to-shared")
+            vm.qmp.cmd("quit")
+        except (OSError, RuntimeError):
+            results = None      # QEMU is gone: the report below says why
+        rc = vm.wait(120)
+        errors = vm.errors()
+        report = errors[errors.find("ERROR: AddressSanitizer"):]
+        assert "AddressSanitizer" not in errors, report[:1500]
+        assert results == [0, 0], (results, errors[-1500:])
+        assert (private, shared) == (size, size), (private, shared)
+        assert rc == 0, "exit code %d: %s" % (rc, errors[-2000:])
+    return "256 MiB private and shared again, 16 pieces each; " \
+        "AddressSanitizer found nothing"
+
+
 def qmp_latency_while_converting():
     """One run of test_qmp_answers_while_the_guest_converts_a_gib:
     (the slowest answer in seconds, what the run measured)."""
