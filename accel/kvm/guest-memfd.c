@@ -722,13 +722,11 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
      * The section it starts in (@sec) is where the conversion starts.
      */
     sec = gmem_last_section;
-    if (gmem_section_at(gpa, end, &sec) != size) {
-        for (pos = gpa; pos < end; pos += len) {
-            len = gmem_private_section(pos, end - pos,
-                                       pos == gpa ? &sec : &more);
-            if (!len) {
-                return -EINVAL;
-            }
+    for (pos = gpa; pos < end; pos += len) {
+        len = pos == gpa ? gmem_section_at(gpa, end, &sec) :
+                           gmem_private_section(pos, end - pos, &more);
+        if (!len) {
+            return -EINVAL;
         }
     }
 
