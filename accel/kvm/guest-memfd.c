@@ -68,7 +68,10 @@ struct kvm_memory_attributes2 {
 #define GUEST_MEMFD_FLAG_MEMCG_HIGH (1ULL << 30)
 #endif
 
-/* The host's page size, which conversions come in multiples of */
+/*
+ * The host's page size (read once, by the constructor below), which this
+ * file counts pages and conversions in
+ */
 static uint64_t gmem_page_size;
 
 /* -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2: retried this often, this apart */
@@ -146,7 +149,7 @@ static bool gmem_probe_dirty_log(void)
 {
     const uint64_t gmem_flags = GUEST_MEMFD_FLAG_MMAP |
                                 GUEST_MEMFD_FLAG_INIT_SHARED;
-    size_t size = qemu_real_host_page_size();
+    size_t size = gmem_page_size;
     struct kvm_create_guest_memfd create = {
         .size = size,
         .flags = gmem_flags,
@@ -873,7 +876,7 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
                                         hwaddr gpa, uint64_t size)
 {
     RamBlockAttributes *attrs = rb->attributes;
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
     unsigned long first = offset / page, last = (offset + size) / page;
     unsigned long i, next;
     int ret;
@@ -897,7 +900,7 @@ int kvm_guest_memfd_set_slot_attributes(RAMBlock *rb, uint64_t offset,
 
 int kvm_guest_memfd_drop_private(RAMBlock *rb, uint64_t *dropped)
 {
-    uint64_t page = qemu_real_host_page_size();
+    uint64_t page = gmem_page_size;
     RamBlockAttributes *attrs = rb->attributes;
     unsigned long i, next;
     int ret;
@@ -1024,7 +1027,7 @@ static char *gmem_cgroup_at_high(void)
     const char *limit_file = NULL;
     uint64_t room = guest_memfd_cgroup_room(&cgroup, &limit_file);
 
-    if (room >= qemu_real_host_page_size() ||
+    if (room >= gmem_page_size ||
         g_strcmp0(limit_file, "memory.high")) {
         g_free(cgroup);
         return NULL;
