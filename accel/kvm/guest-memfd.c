@@ -74,9 +74,18 @@ struct kvm_memory_attributes2 {
  */
 static uint64_t gmem_page_size;
 
-/* -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2: retried this often, this apart */
+/*
+ * -EAGAIN from KVM_SET_MEMORY_ATTRIBUTES2 (a page held): retried this
+ * often, this apart
+ */
 #define GMEM_BUSY_RETRIES   100
 #define GMEM_BUSY_WAIT_US   1000
+
+/*
+ * The offset of the page KVM found held in the last -EAGAIN of
+ * gmem_set_file_attributes().  With the BQL held.
+ */
+static uint64_t gmem_busy_offset;
 
 int64_t kvm_guest_memfd_supported_flags(void)
 {
@@ -447,7 +456,8 @@ static int64_t gmem_next_run(hwaddr *gpa, hwaddr end, bool to_private,
 /*
  * KVM_SET_MEMORY_ATTRIBUTES2 on @rb's guest_memfd.  A page that something
  * holds (pinned for I/O in flight, say) cannot become private yet: KVM
- * says -EAGAIN and nothing changes; try again a while, then give up.
+ * says -EAGAIN and nothing changes; the page's offset goes to
+ * gmem_busy_offset, and the caller may try again.
  */
 static int gmem_set_file_attributes(RAMBlock *rb, ram_addr_t offset,
                                     uint64_t size, bool to_private)
@@ -457,33 +467,31 @@ static int gmem_set_file_attributes(RAMBlock *rb, ram_addr_t offset,
         .size = size,
         .attributes = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
     };
-    int tries = 0;
+    int err = 0;
 
-    while (ioctl(rb->guest_memfd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs)) {
-        int err = errno;
-
-        if (err == EAGAIN && ++tries < GMEM_BUSY_RETRIES) {
-            g_usleep(GMEM_BUSY_WAIT_US);
-            continue;
-        }
-        trace_kvm_guest_memfd_set_attributes(rb->idstr, offset, size,
-                                             to_private, -err, tries);
-        if (err == EAGAIN) {
-            error_report("guest_memfd: page 0x%" PRIx64 " of RAM block '%s' "
-                         "stayed in use for %d ms and cannot become private",
-                         (uint64_t)attrs.error_offset, rb->idstr,
-                         GMEM_BUSY_RETRIES * GMEM_BUSY_WAIT_US / 1000);
-        } else {
-            error_report("guest_memfd: cannot make [0x%" PRIx64 ", +0x%"
-                         PRIx64 ") of RAM block '%s' %s: %s", (uint64_t)offset,
-                         size, rb->idstr, to_private ? "private" : "shared",
-                         strerror(err));
-        }
-        return -err;
+    if (ioctl(rb->guest_memfd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs)) {
+        err = errno;
     }
     trace_kvm_guest_memfd_set_attributes(rb->idstr, offset, size, to_private,
-                                         0, tries);
-    return 0;
+                                         -err);
+    if (err == EAGAIN) {
+        gmem_busy_offset = attrs.error_offset;
+    } else if (err) {
+        error_report("guest_memfd: cannot make [0x%" PRIx64 ", +0x%"
+                     PRIx64 ") of RAM block '%s' %s: %s", (uint64_t)offset,
+                     size, rb->idstr, to_private ? "private" : "shared",
+                     strerror(err));
+    }
+    return -err;
+}
+
+/* A page stayed held through every try: say which. */
+static void gmem_report_busy(RAMBlock *rb)
+{
+    error_report("guest_memfd: page 0x%" PRIx64 " of RAM block '%s' stayed "
+                 "in use for %d ms and cannot become private",
+                 gmem_busy_offset, rb->idstr,
+                 GMEM_BUSY_RETRIES * GMEM_BUSY_WAIT_US / 1000);
 }
 
 /*
@@ -607,6 +615,21 @@ static void gmem_bql_pause(int64_t *held_since, GmemSection *sec)
                                         waiters);
 }
 
+/*
+ * A page of the run a conversion was changing is held: wait for it
+ * without the BQL, so that QMP, the main loop and other vCPUs go on
+ * meanwhile (conversions stay ordered by gmem_convert_lock).  The memory
+ * map may change meanwhile, so @sec is forgotten.
+ */
+static void gmem_busy_wait(int64_t *held_since, GmemSection *sec)
+{
+    sec->size = 0;
+    bql_unlock();
+    g_usleep(GMEM_BUSY_WAIT_US);
+    bql_lock();
+    *held_since = get_clock();
+}
+
 typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
                         bool to_private);
 
@@ -649,6 +672,16 @@ static int gmem_undo_run(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
                          bool to_private)
 {
     int err = gmem_set_run_state(rb, offset, run->gpa, run->size, !to_private);
+    int tries;
+
+    /* Rare (held pages of a failed conversion to shared): keep the BQL. */
+    for (tries = 1; err == -EAGAIN && tries < GMEM_BUSY_RETRIES; tries++) {
+        g_usleep(GMEM_BUSY_WAIT_US);
+        err = gmem_set_run_state(rb, offset, run->gpa, run->size, !to_private);
+    }
+    if (err == -EAGAIN) {
+        gmem_report_busy(rb);
+    }
 
     if (!err && to_private && !kvm_guest_memfd_in_place(rb)) {
         /* What a racing vCPU may have allocated there meanwhile */
@@ -714,6 +747,7 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
     int64_t held_since = get_clock();
     uint64_t len;
     bool discard = false;       /* some run has a side to free */
+    int busy = 0;               /* waits for held pages */
     int ret = 0;
 
     if (!listening) {
@@ -753,6 +787,13 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
             .size = MIN((uint64_t)next, GMEM_CONVERT_BYTES),
         };
         ret = gmem_change_run(rb, offset, run.gpa, run.size, to_private);
+        if (ret == -EAGAIN && ++busy < GMEM_BUSY_RETRIES) {
+            gmem_busy_wait(&held_since, &sec);
+            continue;           /* look the run up again */
+        }
+        if (ret == -EAGAIN) {
+            gmem_report_busy(rb);
+        }
         if (ret) {
             break;
         }

@@ -97,6 +97,7 @@ SWP_ARGS = ["-object", "sw-protected-guest,id=swp",
             "-m", "64M", "-S"]
 SWP_MACHINE = ",memory-backend=ram0,confidential-guest-support=swp"
 EINVAL = (1 << 64) - 22
+EIO = (1 << 64) - 5
 
 
 def words(data, base, seed):
@@ -1298,6 +1299,101 @@ def test_in_place_conversion_keeps_contents():
         assert vm.qmp.cmd("query-status")["status"] != "internal-error"
     return "%s; guest_memfds %d, memfds %d" % (
         payload_result(out), fds["guest_memfd"], fds["memfd"])
+
+
+def hold_gmem_page(pid, size, offset):
+    """Take a reference to page offset of process pid's guest_memfd of
+    size bytes, as I/O in flight would: a copy of QEMU's fd
+    (pidfd_getfd()), mapped here, and the page spliced into a pipe
+    (vmsplice(), which holds it until the pipe is read).  Returns the
+    pipe's read end; reading the page from it lets go."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for fd in gmem_fds(pid):
+            mine = libc.syscall(438, pidfd, fd, 0)      # pidfd_getfd
+            assert mine >= 0, "pidfd_getfd: %s" % os.strerror(ctypes.get_errno())
+            if os.fstat(mine).st_size == size:
+                break
+            os.close(mine)
+        else:
+            raise AssertionError("QEMU holds no guest_memfd of %d bytes" % size)
+    finally:
+        os.close(pidfd)
+    m = mmap.mmap(mine, size)
+    os.close(mine)
+    r, w = os.pipe()
+
+    class Iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    page = ctypes.c_char.from_buffer(m, offset)
+    iov = Iovec(ctypes.addressof(page), 4096)
+    n = libc.syscall(278, w, ctypes.byref(iov), 1, 0)   # vmsplice
+    err = ctypes.get_errno()
+    del page
+    m.close()       # the pipe's reference stays; the mapping is not needed
+    os.close(w)
+    assert n == 4096, "vmsplice: %d, %s" % (n, os.strerror(err))
+    return r
+
+
+def test_in_place_conversion_of_a_held_page():
+    """A page that something else holds (a pipe here, through vmsplice(),
+    as I/O in flight would) cannot become private in place: KVM answers
+    -EAGAIN.  QEMU tries again for a while, then fails the guest's
+    request (EIO) with a message that names the page; the page stays
+    shared, contents and all.  Meanwhile QMP is answered: QEMU waits
+    without the BQL.  Once the pipe lets go, the same request succeeds
+    and the page is private."""
+    need_in_place()
+    A = 0x400000                    # the page held
+    F = 0xe00000                    # the guest waits for this word
+    GO1, GO2 = 0x600d1, 0x600d2
+    ranges = [(A, 4096, KIND_GUEST, 0),
+              (F, 4096, KIND_WAIT, GO1), (A, 1, KIND_HCALL, MAP_GPA_ENCRYPTED),
+              (F, 4096, KIND_WAIT, GO2), (A, 1, KIND_HCALL, MAP_GPA_ENCRYPTED)]
+    with Qemu(INPLACE_ARGS, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE, qtest=True) as vm:
+        vm.qmp.cmd("cont")
+        vm.wait_output("WAITING", 120)
+        pipe = hold_gmem_page(vm.proc.pid, 64 * MiB, A)
+        try:
+            # QMP while QEMU waits for the page: answered, the BQL free
+            start = time.monotonic()
+            vm.qtest.write(F, GO1.to_bytes(8, "little"))
+            worst = 0.0
+            while vm.output().count("WAITING") < 2:
+                assert time.monotonic() - start < 120, vm.output()[-500:]
+                t = time.monotonic()
+                vm.qmp.cmd("query-status")
+                worst = max(worst, time.monotonic() - t)
+                time.sleep(0.005)
+            waited = time.monotonic() - start
+            errors = vm.errors()
+            assert "page 0x%x of RAM block" % A in errors and \
+                "cannot become private" in errors, errors[-1000:]
+            assert vm.qom_get("/objects/ram0", "private-bytes") == 0
+            assert vm.qom_get("/objects/swp", "conversions-failed") == 1
+            bad = pattern_mismatches(vm.qtest.read(A, 4096), A)
+            assert not bad, "the held page lost the guest's pattern"
+            # QEMU waits GMEM_BUSY_RETRIES x GMEM_BUSY_WAIT_US (100 ms) at
+            # least; a QMP command must not wait for all of it
+            assert worst < waited / 2, \
+                "QMP waited %.0f ms of QEMU's %.0f ms wait for the page" % (
+                    worst * 1000, waited * 1000)
+        finally:
+            os.read(pipe, 4096)
+            os.close(pipe)
+        vm.qtest.write(F, GO2.to_bytes(8, "little"))
+        out = vm.wait_output("RESULT ", 120)
+        assert hcall_results(out) == [EIO, 0], out
+        assert vm.qom_get("/objects/ram0", "private-bytes") == 4096
+        assert vm.qtest.read(A, 4096) == bytes(4096)
+    return "held: %s (slowest QMP answer %.0f ms of %.0f); let go: private" % (
+        [l for l in errors.splitlines() if "cannot become private" in l][0].strip(),
+        worst * 1000, waited * 1000)
 
 
 def test_in_place_no_private_byte_reaches_the_host():
