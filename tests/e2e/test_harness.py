@@ -163,6 +163,59 @@ def test_guest_hangs_blames_the_rig_only_in_the_rig():
     return " ".join(seen)
 
 
+class _StuckVm:
+    """What migration.wait_counter() asks of a Qemu, for a guest that
+    printed one counter and stopped with its vCPU at rip."""
+
+    def __init__(self, rip):
+        self.rip = rip
+        self.proc = self
+        self.qmp = self
+
+    def poll(self):
+        return None
+
+    def output(self):
+        return "COUNTER 0x0000000000000060\n"
+
+    def errors(self):
+        return ""
+
+    def cmd(self, name, **args):
+        return {"status": "running"}
+
+    def hmp(self, line):
+        return REGS % self.rip
+
+
+def test_migration_wait_blames_the_rig_only_in_the_rig():
+    """migration.wait_counter(), where the migration tests wait for the
+    guest: a guest stopped at the rig kernel's RIP after VMRUN (CI,
+    2026-12-03) is RigCorrupted in the rig, so that its test runs again;
+    on a host, or at a RIP in the payload, it fails."""
+    import migration
+    saved = os.environ.pop("GM_IN_RIG", None)
+    seen = []
+    try:
+        for in_rig, rip in ((True, 0xffffffff81651a0c), (False, 0xffffffff81651a0c),
+                            (True, 0xffff1234)):
+            if in_rig:
+                os.environ["GM_IN_RIG"] = "1"
+            else:
+                os.environ.pop("GM_IN_RIG", None)
+            try:
+                migration.wait_counter(_StuckVm(rip), 0x60, timeout=0)
+            except Exception as e:
+                seen.append("%s(%s)" % (type(e).__name__, "stayed at [96]" in str(e)))
+    finally:
+        os.environ.pop("GM_IN_RIG", None)
+        if saved is not None:
+            os.environ["GM_IN_RIG"] = saved
+    assert seen == ["RigCorrupted(True)", "AssertionError(True)",
+                    "AssertionError(True)"], seen
+    return " ".join(seen)
+
+
 STAND_IN_TESTS = '''
 import gmemtest
 runs = []

@@ -7,6 +7,7 @@ test's return value, if any, is its detail: what it measured.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import importlib
 import inspect
 import os
 import time
@@ -19,6 +20,28 @@ def tests_of(module):
              if n.startswith("test_") and inspect.isfunction(f)]
     found.sort(key=lambda t: t[1].__code__.co_firstlineno)
     return found
+
+
+def chosen(specs, default=""):
+    """The tests the rig's runner (tests/rig/in_rig.py) runs for its
+    arguments: (name, function) of each test of each module spec, 'NAME',
+    'NAME:SUBSTRING' or 'NAME:!SUBSTRING' (rig_tests if there is none):
+    those whose name holds the spec's SUBSTRING, or default; with
+    !SUBSTRING, those whose name does not hold it (and holds default).  A
+    module's tests are named with its RIG_PREFIX, if it has one, else its
+    name without test_ (the host's end-to-end modules) or nothing."""
+    tests = []
+    for spec in specs or ["rig_tests"]:
+        module, _, select = spec.partition(":")
+        mod = importlib.import_module(module)
+        exclude = select[1:] if select.startswith("!") else None
+        select = default if exclude else select or default
+        prefix = getattr(mod, "RIG_PREFIX",
+                         module[5:] + "/" if module.startswith("test_") else "")
+        tests += [(prefix + n, f) for n, f in tests_of(mod)
+                  if (not select or select in prefix + n) and
+                  not (exclude and exclude in prefix + n)]
+    return tests
 
 
 class _Result(unittest.TestResult):

@@ -12,7 +12,6 @@ line each into results.txt in the results folder ($GM_RIG_RESULTS):
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import importlib
 import os
 import signal
 import sys
@@ -63,18 +62,7 @@ def main():
     while args[:1] == ["--module"]:
         specs.append(args[1])
         args = args[2:]
-    default = args[0] if args else ""
-    tests = []
-    for spec in specs or ["rig_tests"]:
-        module, _, select = spec.partition(":")
-        mod = importlib.import_module(module)
-        exclude = select[1:] if select.startswith("!") else None
-        select = default if exclude else select or default
-        prefix = getattr(mod, "RIG_PREFIX",
-                         module[5:] + "/" if module.startswith("test_") else "")
-        tests += [(prefix + n, f) for n, f in runner.tests_of(mod)
-                  if (not select or select in prefix + n) and
-                  not (exclude and exclude in prefix + n)]
+    tests = runner.chosen(specs, args[0] if args else "")
     signal.signal(signal.SIGALRM, _stop_hung_test)
     with open(OUT, "w") as out:
         for name, func in tests:
