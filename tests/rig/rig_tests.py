@@ -1322,8 +1322,10 @@ def hold_gmem_page(pid, size, offset):
             raise AssertionError("QEMU holds no guest_memfd of %d bytes" % size)
     finally:
         os.close(pidfd)
-    m = mmap.mmap(mine, size)
-    os.close(mine)
+    try:
+        m = mmap.mmap(mine, size)
+    finally:
+        os.close(mine)
     r, w = os.pipe()
 
     class Iovec(ctypes.Structure):
@@ -1335,7 +1337,9 @@ def hold_gmem_page(pid, size, offset):
     del page
     m.close()       # the pipe's reference stays; the mapping is not needed
     os.close(w)
-    assert n == 4096, "vmsplice: %d, %s" % (n, os.strerror(err))
+    if n != 4096:
+        os.close(r)
+        raise AssertionError("vmsplice: %d, %s" % (n, os.strerror(err)))
     return r
 
 
