@@ -277,16 +277,19 @@ typedef struct GmemSection {
 } GmemSection;
 
 /*
- * The private-capable guest_memfd RAM section at @gpa, up to @size bytes,
- * into @sec.  Returns its size, 0 if there is none.
+ * The private-capable guest_memfd RAM section at @gpa into @sec: all of
+ * it from @gpa on, not only the @size bytes asked about, so that a guest
+ * converting page after page, one exit each, finds the next page in the
+ * same @sec.  Returns its size up to @size, 0 if there is none.
  */
 static uint64_t gmem_private_section(hwaddr gpa, uint64_t size,
                                      GmemSection *sec)
 {
     MemoryRegionSection section;
 
+    trace_kvm_guest_memfd_section_lookup(gpa, size);
     sec->size = 0;
-    section = memory_region_find(get_system_memory(), gpa, size);
+    section = memory_region_find(get_system_memory(), gpa, UINT64_MAX - gpa);
     if (!section.mr) {
         return 0;
     }
@@ -300,7 +303,7 @@ static uint64_t gmem_private_section(hwaddr gpa, uint64_t size,
         };
     }
     memory_region_unref(section.mr);
-    return sec->size;
+    return MIN(sec->size, size);
 }
 
 /*
@@ -1104,7 +1107,7 @@ bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size)
     MemoryRegionSection section;
     bool ram = false;
 
-    section = memory_region_find(get_system_memory(), gpa, size);
+    section = memory_region_find(get_system_memory(), gpa, UINT64_MAX - gpa);
     if (section.mr) {
         ram = memory_region_is_ram(section.mr) ||
               memory_region_is_ram_device(section.mr) ||

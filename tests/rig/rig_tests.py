@@ -6,6 +6,8 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import fcntl
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -799,6 +801,37 @@ def test_conversion_after_the_memory_map_changed():
     return "second DIMM at 0x%x: its own 2 MiB private, the first's none" % addr
 
 
+def test_piecewise_conversion_looks_its_section_up_once():
+    """A guest converting a range page after page, one hypercall each (as
+    the benchmark's 4 KiB pass does), finds each next page in the section
+    the engine kept from the page before: 64 pages made private one by one
+    and back look the memory map up once (trace
+    kvm_guest_memfd_section_lookup), not once a page (as they did while
+    the engine kept only the page it was asked about)."""
+    base, pages = 0x1000000, 64
+    log = os.path.join(tempfile.mkdtemp(prefix="gmem-lookups-"), "trace.txt")
+    args = SWP_ARGS + ["-trace", "kvm_guest_memfd_section_lookup", "-D", log]
+    blob = payload_args([(base, pages * 4096, KIND_BENCH, 1)], flags=FLAG_HALT)
+    try:
+        with Qemu(args, args_blob=blob, extra_machine=SWP_MACHINE) as vm:
+            vm.qmp.cmd("cont")
+            out = vm.wait_output("RESULT ", 120)
+            assert payload_result(out).startswith("RESULT PASS"), out
+            conversions = (vm.qom_get("/objects/swp", "conversions-to-private") +
+                           vm.qom_get("/objects/swp", "conversions-to-shared"))
+            assert conversions == 2 * pages, conversions
+        with open(log) as f:
+            gpas = [int(m.group(1), 16) for m in re.finditer(
+                r"kvm_guest_memfd_section_lookup gpa 0x([0-9a-f]+) ", f.read())]
+    finally:
+        shutil.rmtree(os.path.dirname(log), ignore_errors=True)
+    mine = [g for g in gpas if base <= g < base + pages * 4096]
+    assert len(mine) <= 2, "%d lookups in the range for %d conversions: %s" % (
+        len(mine), conversions, " ".join("0x%x" % g for g in mine[:6]))
+    return "%d conversions, %d lookups in their range (%d in all)" % (
+        conversions, len(mine), len(gpas))
+
+
 def test_one_gib_conversion():
     """A 1 GiB range, aligned, that the guest has written: made private
     with one hypercall (the guest finds it zeroed and writes it again),
@@ -1180,8 +1213,6 @@ def test_guest_outgrowing_memory_high():
 
 
 # -- a real Linux guest ------------------------------------------------------
-
-import re  # noqa: E402
 
 from gmemtest import BUILD, wait_line  # noqa: E402
 from rig import build_kernel  # noqa: E402
