@@ -333,9 +333,10 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  * state of a GiB takes about a second in the rig; so a conversion works
  * in pieces of up to 16 MiB, holds the BQL for no more than about 10 ms
  * of them at a time, and conversions are serialized by a lock of their
- * own instead.  Whatever runs between two pieces (QMP, other vCPUs,
- * memory hot-unplug) sees every page in one state or the other, with KVM
- * and the RAM block's record agreeing.
+ * own instead (one of one page, which holds the BQL throughout, needs only
+ * the BQL while no other is under way: gmem_convert()).  Whatever runs
+ * between two pieces (QMP, other vCPUs, memory hot-unplug) sees every page
+ * in one state or the other, with KVM and the RAM block's record agreeing.
  *
  * A conversion is made in two passes over the runs of pages whose state
  * changes (pages already in the state asked for are left alone, contents
@@ -740,8 +741,14 @@ static MemoryListener gmem_map_listener = {
     .begin = gmem_map_changing,
 };
 
-/* With the BQL, which it drops between pieces of work */
-static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
+/*
+ * With the BQL, which it drops between pieces of work, and to wait for a
+ * held page.  @alone: the caller does not hold gmem_convert_lock (a
+ * conversion of one page, see gmem_convert()), so it must not drop the
+ * BQL: a held page returns -EAGAIN at once, with nothing changed.
+ */
+static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private,
+                               bool alone)
 {
     static bool listening;
     GmemRuns runs;
@@ -790,6 +797,9 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
             .size = MIN((uint64_t)next, GMEM_CONVERT_BYTES),
         };
         ret = gmem_change_run(rb, offset, run.gpa, run.size, to_private);
+        if (ret == -EAGAIN && alone) {
+            break;              /* the first run: nothing changed yet */
+        }
         if (ret == -EAGAIN && ++busy < GMEM_BUSY_RETRIES) {
             gmem_busy_wait(&held_since, &sec);
             continue;           /* look the run up again */
@@ -818,6 +828,45 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private)
     return ret;
 }
 
+/*
+ * Whether a conversion that holds gmem_convert_lock is under way (it may
+ * have dropped the BQL midway).  With the BQL held.
+ */
+static bool gmem_convert_under_way;
+
+/*
+ * A conversion, with neither the BQL nor gmem_convert_lock held.  One
+ * page, which a guest converting piece by piece asks for at every exit,
+ * is one run and needs no pause: it takes only the BQL, unless a
+ * conversion that may drop the BQL midway is under way, or the page is
+ * held (whose wait drops the BQL): then it waits its turn for
+ * gmem_convert_lock like any other conversion.
+ */
+static int gmem_convert(hwaddr gpa, uint64_t size, bool to_private)
+{
+    int ret;
+
+    if (size == gmem_page_size) {
+        bql_lock();
+        if (!gmem_convert_under_way) {
+            ret = gmem_convert_locked(gpa, size, to_private, true);
+            if (ret != -EAGAIN) {
+                bql_unlock();
+                return ret;
+            }
+        }
+        bql_unlock();
+    }
+    qemu_mutex_lock(&gmem_convert_lock);
+    bql_lock();
+    gmem_convert_under_way = true;
+    ret = gmem_convert_locked(gpa, size, to_private, false);
+    gmem_convert_under_way = false;
+    bql_unlock();
+    qemu_mutex_unlock(&gmem_convert_lock);
+    return ret;
+}
+
 int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
 {
     int ret;
@@ -826,11 +875,7 @@ int kvm_guest_memfd_convert(hwaddr gpa, uint64_t size, bool to_private)
     if (!gmem_range_valid(gpa, size)) {
         return -EINVAL;
     }
-    qemu_mutex_lock(&gmem_convert_lock);
-    bql_lock();
-    ret = gmem_convert_locked(gpa, size, to_private);
-    bql_unlock();
-    qemu_mutex_unlock(&gmem_convert_lock);
+    ret = gmem_convert(gpa, size, to_private);
     return ret == -EINVAL ? ret : ret ? -EIO : 0;
 }
 
@@ -845,6 +890,7 @@ int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
     /* Look and convert under the lock that orders conversions. */
     qemu_mutex_lock(&gmem_convert_lock);
     bql_lock();
+    gmem_convert_under_way = true;
     state = kvm_guest_memfd_range_state(gpa, size);
     if (state < 0) {
         ret = -EINVAL;
@@ -854,9 +900,10 @@ int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
                                       KVM_GUEST_MEMFD_RANGE_SHARED)) {
         ret = -EEXIST;
     } else {
-        ret = gmem_convert_locked(gpa, size, to_private);
+        ret = gmem_convert_locked(gpa, size, to_private, false);
         ret = ret == -EINVAL ? ret : ret ? -EIO : 0;
     }
+    gmem_convert_under_way = false;
     bql_unlock();
     qemu_mutex_unlock(&gmem_convert_lock);
     return ret;
