@@ -1154,7 +1154,7 @@ bool kvm_guest_memfd_range_has_ram(hwaddr gpa, uint64_t size)
     MemoryRegionSection section;
     bool ram = false;
 
-    section = memory_region_find(get_system_memory(), gpa, UINT64_MAX - gpa);
+    section = memory_region_find(get_system_memory(), gpa, size);
     if (section.mr) {
         ram = memory_region_is_ram(section.mr) ||
               memory_region_is_ram_device(section.mr) ||
