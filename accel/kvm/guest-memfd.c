@@ -834,6 +834,21 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private,
  */
 static bool gmem_convert_under_way;
 
+/* gmem_convert_lock, then the BQL: for a conversion that may drop the BQL */
+static void gmem_convert_begin(void)
+{
+    qemu_mutex_lock(&gmem_convert_lock);
+    bql_lock();
+    gmem_convert_under_way = true;
+}
+
+static void gmem_convert_end(void)
+{
+    gmem_convert_under_way = false;
+    bql_unlock();
+    qemu_mutex_unlock(&gmem_convert_lock);
+}
+
 /*
  * A conversion, with neither the BQL nor gmem_convert_lock held.  One
  * page, which a guest converting piece by piece asks for at every exit,
@@ -857,13 +872,9 @@ static int gmem_convert(hwaddr gpa, uint64_t size, bool to_private)
         }
         bql_unlock();
     }
-    qemu_mutex_lock(&gmem_convert_lock);
-    bql_lock();
-    gmem_convert_under_way = true;
+    gmem_convert_begin();
     ret = gmem_convert_locked(gpa, size, to_private, false);
-    gmem_convert_under_way = false;
-    bql_unlock();
-    qemu_mutex_unlock(&gmem_convert_lock);
+    gmem_convert_end();
     return ret;
 }
 
@@ -888,9 +899,7 @@ int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
         return -EINVAL;
     }
     /* Look and convert under the lock that orders conversions. */
-    qemu_mutex_lock(&gmem_convert_lock);
-    bql_lock();
-    gmem_convert_under_way = true;
+    gmem_convert_begin();
     state = kvm_guest_memfd_range_state(gpa, size);
     if (state < 0) {
         ret = -EINVAL;
@@ -903,9 +912,7 @@ int kvm_guest_memfd_fault_convert(hwaddr gpa, uint64_t size, bool to_private)
         ret = gmem_convert_locked(gpa, size, to_private, false);
         ret = ret == -EINVAL ? ret : ret ? -EIO : 0;
     }
-    gmem_convert_under_way = false;
-    bql_unlock();
-    qemu_mutex_unlock(&gmem_convert_lock);
+    gmem_convert_end();
     return ret;
 }
 
