@@ -296,11 +296,13 @@ hypercall:
 hypercall_ok:
         call hypercall
         testq %rax, %rax
-        jz 1f
+        jnz hypercall_failed
+        ret
+/* hypercall_failed: report the hypercall's result (%rax) and fail */
+hypercall_failed:
         leaq msg_hc_fail(%rip), %rsi
         call putline
         jmp exit_fail
-1:      ret
 
 /* convert [r14, r15) with attributes %edx; fail unless KVM returns 0 */
 convert:
@@ -342,16 +344,13 @@ convert_chunks:
         movl %r10d, %edx
         vmmcall
         testq %rax, %rax
-        jnz 2f
+        jnz hypercall_failed
         movq %r8, %rax
         shlq $12, %rax
         addq %rax, %rbx
         cmpq %r15, %rbx
         jb 1b
         ret
-2:      leaq msg_hc_fail(%rip), %rsi
-        call putline
-        jmp exit_fail
 
 /* bench_mark: a hypercall QEMU sees and refuses, to timestamp its trace */
 bench_mark:
