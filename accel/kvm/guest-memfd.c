@@ -754,7 +754,8 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private,
     GmemRuns runs;
     GmemSection sec, more;
     hwaddr pos, end = gpa + size;
-    int64_t held_since = get_clock();
+    /* A lone page is one run, which never pauses: no clock for it */
+    int64_t held_since = alone ? 0 : get_clock();
     uint64_t len;
     bool discard = false;       /* some run has a side to free */
     int busy = 0;               /* waits for held pages */
