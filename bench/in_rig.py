@@ -4,13 +4,14 @@ rig (bench/run.py boots it): conversion throughput (part 3) and the host
 footprint after a conversion storm (part 4).  Writes its figures as JSON
 to $GM_RIG_RESULTS/bench.json.
 
-  bench/in_rig.py FLOOR_PROGRAM VMM_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE MIGRATION_RUNS
+  bench/in_rig.py FLOOR_PROGRAM VMM_PROGRAM RUNS CHUNKS SIZES MIGRATION_SIZE MIGRATION_RUNS [PASSES]
 
 CHUNKS are conversion sizes (4K+64K+2M+1G: the rig's command line cannot
 hold commas); SIZES the guest RAM sizes of part 4 (256M+512M+1G);
 MIGRATION_SIZE the guest RAM of part 5 (live migration, the rig kernel
 logging guest_memfd's dirty pages), MIGRATION_RUNS its runs of each
-backend.
+backend; PASSES (default 1) the passes of part 3 per launch of QEMU or
+of the VMM, each pass a figure of its own.
 
 Part 3 times conversions in the guest's hypercalls through QEMU, with
 two copies (mmap=off) and in place (mmap=on, where the kernel converts
@@ -258,6 +259,7 @@ def migrations(size, runs):
 
 def main():
     program, vmm, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    passes = int(sys.argv[8]) if len(sys.argv) > 8 else 1
     # "none": that part is not run
     chunks = [parse_size(s) for s in sys.argv[4].split("+") if s != "none"]
     sizes = [parse_size(s) for s in sys.argv[5].split("+") if s != "none"]
@@ -274,14 +276,15 @@ def main():
     # vCPU, two copies; "vmm", "vmm_in_place": the minimal VMM.
     for chunk in chunks:
         total = total_for(chunk)
-        conv = {"chunk": chunk, "total": total, "ours": [], "floor": [],
+        conv = {"chunk": chunk, "total": total, "passes": passes,
+                "ours": [], "floor": [],
                 "in_place": [], "vmm": [], "vmm_in_place": []}
         for _ in range(runs):
-            conv["ours"] += ours(chunk, total, 1)
-            conv["in_place"] += ours(chunk, total, 1, "in-place")
-            conv["floor"] += floor(program, chunk, total, 1)
-            conv["vmm"] += floor(vmm, chunk, total, 1, "two-copy")
-            conv["vmm_in_place"] += floor(vmm, chunk, total, 1, "in-place")
+            conv["ours"] += ours(chunk, total, passes)
+            conv["in_place"] += ours(chunk, total, passes, "in-place")
+            conv["floor"] += floor(program, chunk, total, passes)
+            conv["vmm"] += floor(vmm, chunk, total, passes, "two-copy")
+            conv["vmm_in_place"] += floor(vmm, chunk, total, passes, "in-place")
         res["conversions"].append(conv)
         print("bench: %d-byte conversions done" % chunk, flush=True)
     rng = random.Random(5)

@@ -120,11 +120,20 @@ def prealloc_table(data, out, plot):
                                     med(gibs[w]) / floor))
 
 
+def passes_said(conversions):
+    """How many passes a launch made, as part of a sentence."""
+    passes = conversions[0].get("passes", 1) if conversions else 1
+    if passes == 1:
+        return "one pass per launch of QEMU or of a floor;"
+    return ("%d passes per launch of QEMU or of a floor, each a figure "
+            "of its own (the first after a launch among them);" % passes)
+
+
 def conversion_table(data, out, plot):
     out("Linux %s in the rig, nested under TCG (-cpu max): absolute figures are "
         "the rig's, the ratios are what counts.  A pass converts the range "
-        "chunk by chunk, one hypercall each; everything compared interleaved, "
-        "run by run.  *two-copy*: QEMU with mmap=off (private pages in the "
+        "chunk by chunk, one hypercall each; %s everything compared "
+        "interleaved, run by run.  *two-copy*: QEMU with mmap=off (private pages in the "
         "guest_memfd, shared ones in a memfd, the side left freed); *in "
         "place*: QEMU with mmap=on (one guest_memfd, KVM_SET_MEMORY_ATTRIBUTES2 "
         "on it); *VMM*: the floor with the guest's exits, a minimal VMM of ours "
@@ -134,7 +143,7 @@ def conversion_table(data, out, plot):
         "*no vCPU*: the two-copy calls alone "
         "(bench/floor/convert.c).  Goals: in place at least 2x two-copy from "
         "2 MiB up; QEMU at least 0.8 of the VMM at 4 KiB, 0.95 from 2 MiB." %
-        data["kernel"])
+        (data["kernel"], passes_said(data["conversions"])))
     out()
     out("| chunk | direction | conversions | two-copy: QEMU conv/s | in place: "
         "QEMU conv/s | in place / two-copy | QEMU / VMM, two-copy | QEMU / VMM, "
@@ -308,6 +317,9 @@ def report(folder, out=print):
         if n == 5 and "skipped" not in part:
             # Part 5 makes --migration-runs runs, not --runs.
             runs = len(part["data"]["migration"][0]["runs"]["memfd"])
+        if n == 3 and "skipped" not in part:
+            # Every pass of a launch is a figure (bench/run.py --passes).
+            runs *= part["data"]["conversions"][0].get("passes", 1)
         emit(provenance(part["meta"], runs))
         emit()
         if "skipped" in part:

@@ -35,7 +35,11 @@ commit, machine, date and command line it came from; bench/report.py
 makes the tables (results.md), the plot (results.png) and the figures of
 docs/benchmarks.md from them.  A run of some parts replaces only theirs.
 
-  bench/run.py [--runs N] [--sizes 256M,1G,4G] [--parts 1,2] [--smoke]
+  bench/run.py [--runs N] [--sizes 256M,1G,4G] [--parts 1,2] [--passes N] [--smoke]
+
+--passes is part 3's passes per launch of QEMU or of the VMM (3): every
+pass is a figure, so a run gives that many, the first after a launch
+among them.
 
 --smoke runs the smallest size once, into build/bench-smoke so that it
 never overwrites a real run's figures (the test command's check that the
@@ -192,7 +196,8 @@ def rig_parts(opts, floors):
              opts.chunks.replace(",", "+") if 3 in opts.parts else "none",
              opts.footprint_sizes.replace(",", "+") if 4 in opts.parts else "none",
              opts.migration_size,
-             str(opts.migration_runs if 5 in opts.parts else 0)]
+             str(opts.migration_runs if 5 in opts.parts else 0),
+             str(opts.passes)]
     # Part 5 holds two guests' RAM at once.
     rig = run_rig(kernel, initramfs, words, timeout=5400, mem="4G")
     if "bench.json" not in rig.results:
@@ -284,6 +289,8 @@ def main():
                     "spread in the rig is larger than the 5%% it measures")
     ap.add_argument("--parts", default="1,2,3,4,5",
                     help="which parts to run (1-2 on this host, 3-5 in the rig)")
+    ap.add_argument("--passes", type=int, default=3,
+                    help="part 3: passes per launch of QEMU or of the VMM")
     ap.add_argument("--smoke", action="store_true")
     # Parts 1 and 2 inside the rig (host_parts_in_rig); lists use '+'.
     ap.add_argument("--in-rig", action="store_true", help=argparse.SUPPRESS)
@@ -298,6 +305,7 @@ def main():
         opts.runs, opts.sizes, opts.prealloc_size = 1, "256M", "256M"
         opts.chunks, opts.footprint_sizes = "4K", "256M"
         opts.migration_size, opts.migration_runs = "128M", 1
+        opts.passes = 2
     if opts.in_rig:
         opts.sizes = opts.sizes.replace("+", ",")
         opts.parts = {int(p) for p in opts.parts.split("+")}
@@ -314,6 +322,7 @@ def main():
 
     def meta(t0):
         return {"commit": commit, "machine": machine(), "runs": opts.runs,
+                "passes": opts.passes,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
                 "args": " ".join(sys.argv[1:]) or "(defaults)",
                 "wall": time.time() - t0}

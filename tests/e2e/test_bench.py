@@ -48,6 +48,13 @@ def test_bench_smoke():
     # left out is a failure here, not a pass of the rest.
     skipped = [l for l in p.stdout.splitlines() if l.startswith("Skipped")]
     assert not skipped, "the benchmark left parts out: %s" % " | ".join(skipped)
+    # Part 3: --smoke's two passes per launch, each a figure of its own
+    with open(os.path.join(out, "part3.json")) as f:
+        c = json.load(f)["data"]["conversions"][0]
+    assert c["passes"] == 2, c
+    for k in ("ours", "in_place", "floor", "vmm", "vmm_in_place"):
+        assert len(c[k]) == 2 and all(len(x) == 2 and min(x) > 0 for x in c[k]), \
+            (k, c[k])
     conv = [l for l in p.stdout.splitlines() if l.startswith("| 4 KiB |")]
     assert len(conv) == 2, p.stdout
     # Both models through QEMU and both of the VMM floor's, every column
