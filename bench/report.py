@@ -120,9 +120,15 @@ def prealloc_table(data, out, plot):
                                     med(gibs[w]) / floor))
 
 
+def launch_passes(conversions):
+    """Part 3's passes per launch (bench/run.py --passes), each a figure;
+    1 for data from before it made several."""
+    return conversions[0].get("passes", 1) if conversions else 1
+
+
 def passes_said(conversions):
     """How many passes a launch made, as part of a sentence."""
-    passes = conversions[0].get("passes", 1) if conversions else 1
+    passes = launch_passes(conversions)
     if passes == 1:
         return "one pass per launch of QEMU or of a floor;"
     return ("%d passes per launch of QEMU or of a floor, each a figure "
@@ -133,8 +139,8 @@ def conversion_table(data, out, plot):
     out("Linux %s in the rig, nested under TCG (-cpu max): absolute figures are "
         "the rig's, the ratios are what counts.  A pass converts the range "
         "chunk by chunk, one hypercall each; %s everything compared "
-        "interleaved, run by run.  *two-copy*: QEMU with mmap=off (private pages in the "
-        "guest_memfd, shared ones in a memfd, the side left freed); *in "
+        "interleaved, run by run.  *two-copy*: QEMU with mmap=off (private "
+        "pages in the guest_memfd, shared ones in a memfd, the side left freed); *in "
         "place*: QEMU with mmap=on (one guest_memfd, KVM_SET_MEMORY_ATTRIBUTES2 "
         "on it); *VMM*: the floor with the guest's exits, a minimal VMM of ours "
         "(bench/floor/vmm.c) whose guest makes the same hypercalls, answered "
@@ -319,7 +325,7 @@ def report(folder, out=print):
             runs = len(part["data"]["migration"][0]["runs"]["memfd"])
         if n == 3 and "skipped" not in part:
             # Every pass of a launch is a figure (bench/run.py --passes).
-            runs *= part["data"]["conversions"][0].get("passes", 1)
+            runs *= launch_passes(part["data"]["conversions"])
         emit(provenance(part["meta"], runs))
         emit()
         if "skipped" in part:

@@ -322,7 +322,6 @@ def main():
 
     def meta(t0):
         return {"commit": commit, "machine": machine(), "runs": opts.runs,
-                "passes": opts.passes,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
                 "args": " ".join(sys.argv[1:]) or "(defaults)",
                 "wall": time.time() - t0}
