@@ -417,10 +417,8 @@ race_range:
         call putline
         movq (STATE + S_RACE_FAILS), %rax
         testq %rax, %rax
-        jz guest_write
-        leaq msg_hc_fail(%rip), %rsi
-        call putline
-        jmp exit_fail
+        jnz hypercall_failed
+        jmp guest_write
 
 /*
  * start_ap: copy the real-mode entry below 1 MiB and wake the other vCPU
