@@ -64,7 +64,6 @@ SWITCHED_OFF = [
 ]
 
 
-
 # The host's end-to-end tests that need KVM with a mappable guest_memfd
 # (Linux 6.18+).  On a host whose KVM cannot run them (none at all, as on
 # machines that are themselves guests without nested KVM, or too old a
