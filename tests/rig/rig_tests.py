@@ -1503,6 +1503,54 @@ def test_in_place_conversion_of_a_held_page():
         worst * 1000, waited * 1000)
 
 
+def test_in_place_held_page_in_a_long_run():
+    """The same held page inside a 32 MiB run, which QEMU converts without
+    the BQL (more than 16 MiB): QEMU records the run private before the
+    call, so when KVM answers -EAGAIN it must record it shared again
+    before it waits and tries again.  The guest's request fails (EIO)
+    with the whole run shared, the held page's contents kept, and nothing
+    recorded private; once the pipe lets go, the same request makes all
+    32 MiB private."""
+    need_in_place()
+    R, SIZE = 32 * MiB, 32 * MiB    # the run, in a 128 MiB guest
+    A = R + 4 * MiB                 # the page held
+    F = 0xe00000                    # the guest waits for this word
+    GO1, GO2 = 0x600d1, 0x600d2
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=128M,mmap=on",
+            "-m", "128M", "-S"]
+    ranges = [(A, 4096, KIND_GUEST, 0),
+              (F, 4096, KIND_WAIT, GO1), (R, SIZE >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
+              (F, 4096, KIND_WAIT, GO2), (R, SIZE >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED)]
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
+              extra_machine=SWP_MACHINE, qtest=True) as vm:
+        vm.qmp.cmd("cont")
+        vm.wait_output("WAITING", 120)
+        pipe = hold_gmem_page(vm.proc.pid, 128 * MiB, A)
+        try:
+            start = time.monotonic()
+            vm.qtest.write(F, GO1.to_bytes(8, "little"))
+            while vm.output().count("WAITING") < 2:
+                assert time.monotonic() - start < 120, vm.output()[-500:]
+                time.sleep(0.05)
+            errors = vm.errors()
+            assert "page 0x%x of RAM block" % A in errors and \
+                "cannot become private" in errors, errors[-1000:]
+            assert vm.qom_get("/objects/ram0", "private-bytes") == 0
+            assert vm.qom_get("/objects/swp", "conversions-failed") == 1
+            bad = pattern_mismatches(vm.qtest.read(A, 4096), A)
+            assert not bad, "the held page lost the guest's pattern"
+        finally:
+            os.read(pipe, 4096)
+            os.close(pipe)
+        vm.qtest.write(F, GO2.to_bytes(8, "little"))
+        out = vm.wait_output("RESULT ", 120)
+        assert hcall_results(out) == [EIO, 0], out
+        assert vm.qom_get("/objects/ram0", "private-bytes") == SIZE
+        assert vm.qtest.read(A, 4096) == bytes(4096)
+    return "32 MiB run with a held page: EIO, all shared; let go: all private"
+
+
 def test_in_place_no_private_byte_reaches_the_host():
     """test_no_private_byte_reaches_the_host on mmap=on memory converted
     in place: QEMU maps the guest_memfd itself, where the kernel answers
