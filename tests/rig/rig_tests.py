@@ -1446,28 +1446,29 @@ def hold_gmem_page(pid, size, offset):
     return r
 
 
-def test_in_place_conversion_of_a_held_page():
-    """A page that something else holds (a pipe here, through vmsplice(),
-    as I/O in flight would) cannot become private in place: KVM answers
-    -EAGAIN.  QEMU tries again for a while, then fails the guest's
-    request (EIO) with a message that names the page; the page stays
-    shared, contents and all.  Meanwhile QMP is answered: QEMU waits
-    without the BQL.  Once the pipe lets go, the same request succeeds
-    and the page is private."""
-    need_in_place()
-    A = 0x400000                    # the page held
+def convert_around_a_held_page(ram, held, run, size):
+    """A guest of ram bytes in place writes its pattern at page held, then
+    asks twice to make [run, +size) (which holds it) private.  The first
+    time, the page is held (hold_gmem_page()): QEMU tries again for a
+    while, then fails the request (EIO) with a message that names the
+    page, and the range stays shared, the page's contents and all; QMP
+    commands are sent all the while.  The second time, the page is let
+    go, and the whole range becomes private.  Returns (QEMU's errors,
+    the slowest QMP answer and the wait, in seconds)."""
     F = 0xe00000                    # the guest waits for this word
     GO1, GO2 = 0x600d1, 0x600d2
-    ranges = [(A, 4096, KIND_GUEST, 0),
-              (F, 4096, KIND_WAIT, GO1), (A, 1, KIND_HCALL, MAP_GPA_ENCRYPTED),
-              (F, 4096, KIND_WAIT, GO2), (A, 1, KIND_HCALL, MAP_GPA_ENCRYPTED)]
-    with Qemu(INPLACE_ARGS, args_blob=payload_args(ranges, flags=FLAG_HALT),
+    args = ["-object", "sw-protected-guest,id=swp",
+            "-object", "memory-backend-guest-memfd,id=ram0,size=%dM,mmap=on"
+            % (ram >> 20), "-m", "%dM" % (ram >> 20), "-S"]
+    ranges = [(held, 4096, KIND_GUEST, 0),
+              (F, 4096, KIND_WAIT, GO1), (run, size >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
+              (F, 4096, KIND_WAIT, GO2), (run, size >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED)]
+    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
               extra_machine=SWP_MACHINE, qtest=True) as vm:
         vm.qmp.cmd("cont")
         vm.wait_output("WAITING", 120)
-        pipe = hold_gmem_page(vm.proc.pid, 64 * MiB, A)
+        pipe = hold_gmem_page(vm.proc.pid, ram, held)
         try:
-            # QMP while QEMU waits for the page: answered, the BQL free
             start = time.monotonic()
             vm.qtest.write(F, GO1.to_bytes(8, "little"))
             worst = 0.0
@@ -1479,25 +1480,39 @@ def test_in_place_conversion_of_a_held_page():
                 time.sleep(0.005)
             waited = time.monotonic() - start
             errors = vm.errors()
-            assert "page 0x%x of RAM block" % A in errors and \
+            assert "page 0x%x of RAM block" % held in errors and \
                 "cannot become private" in errors, errors[-1000:]
             assert vm.qom_get("/objects/ram0", "private-bytes") == 0
             assert vm.qom_get("/objects/swp", "conversions-failed") == 1
-            bad = pattern_mismatches(vm.qtest.read(A, 4096), A)
+            bad = pattern_mismatches(vm.qtest.read(held, 4096), held)
             assert not bad, "the held page lost the guest's pattern"
-            # QEMU waits GMEM_BUSY_RETRIES x GMEM_BUSY_WAIT_US (100 ms) at
-            # least; a QMP command must not wait for all of it
-            assert worst < waited / 2, \
-                "QMP waited %.0f ms of QEMU's %.0f ms wait for the page" % (
-                    worst * 1000, waited * 1000)
         finally:
             os.read(pipe, 4096)
             os.close(pipe)
         vm.qtest.write(F, GO2.to_bytes(8, "little"))
         out = vm.wait_output("RESULT ", 120)
         assert hcall_results(out) == [EIO, 0], out
-        assert vm.qom_get("/objects/ram0", "private-bytes") == 4096
-        assert vm.qtest.read(A, 4096) == bytes(4096)
+        assert vm.qom_get("/objects/ram0", "private-bytes") == size
+        assert vm.qtest.read(held, 4096) == bytes(4096)
+    return errors, worst, waited
+
+
+def test_in_place_conversion_of_a_held_page():
+    """A page that something else holds (a pipe here, through vmsplice(),
+    as I/O in flight would) cannot become private in place: KVM answers
+    -EAGAIN.  QEMU tries again for a while, then fails the guest's
+    request (EIO) with a message that names the page; the page stays
+    shared, contents and all.  Meanwhile QMP is answered: QEMU waits
+    without the BQL.  Once the pipe lets go, the same request succeeds
+    and the page is private."""
+    need_in_place()
+    errors, worst, waited = convert_around_a_held_page(64 * MiB, 0x400000,
+                                                       0x400000, 4096)
+    # QEMU waits GMEM_BUSY_RETRIES x GMEM_BUSY_WAIT_US (100 ms) at least;
+    # a QMP command must not wait for all of it
+    assert worst < waited / 2, \
+        "QMP waited %.0f ms of QEMU's %.0f ms wait for the page" % (
+            worst * 1000, waited * 1000)
     return "held: %s (slowest QMP answer %.0f ms of %.0f); let go: private" % (
         [l for l in errors.splitlines() if "cannot become private" in l][0].strip(),
         worst * 1000, waited * 1000)
@@ -1512,42 +1527,7 @@ def test_in_place_held_page_in_a_long_run():
     recorded private; once the pipe lets go, the same request makes all
     32 MiB private."""
     need_in_place()
-    R, SIZE = 32 * MiB, 32 * MiB    # the run, in a 128 MiB guest
-    A = R + 4 * MiB                 # the page held
-    F = 0xe00000                    # the guest waits for this word
-    GO1, GO2 = 0x600d1, 0x600d2
-    args = ["-object", "sw-protected-guest,id=swp",
-            "-object", "memory-backend-guest-memfd,id=ram0,size=128M,mmap=on",
-            "-m", "128M", "-S"]
-    ranges = [(A, 4096, KIND_GUEST, 0),
-              (F, 4096, KIND_WAIT, GO1), (R, SIZE >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
-              (F, 4096, KIND_WAIT, GO2), (R, SIZE >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED)]
-    with Qemu(args, args_blob=payload_args(ranges, flags=FLAG_HALT),
-              extra_machine=SWP_MACHINE, qtest=True) as vm:
-        vm.qmp.cmd("cont")
-        vm.wait_output("WAITING", 120)
-        pipe = hold_gmem_page(vm.proc.pid, 128 * MiB, A)
-        try:
-            start = time.monotonic()
-            vm.qtest.write(F, GO1.to_bytes(8, "little"))
-            while vm.output().count("WAITING") < 2:
-                assert time.monotonic() - start < 120, vm.output()[-500:]
-                time.sleep(0.05)
-            errors = vm.errors()
-            assert "page 0x%x of RAM block" % A in errors and \
-                "cannot become private" in errors, errors[-1000:]
-            assert vm.qom_get("/objects/ram0", "private-bytes") == 0
-            assert vm.qom_get("/objects/swp", "conversions-failed") == 1
-            bad = pattern_mismatches(vm.qtest.read(A, 4096), A)
-            assert not bad, "the held page lost the guest's pattern"
-        finally:
-            os.read(pipe, 4096)
-            os.close(pipe)
-        vm.qtest.write(F, GO2.to_bytes(8, "little"))
-        out = vm.wait_output("RESULT ", 120)
-        assert hcall_results(out) == [EIO, 0], out
-        assert vm.qom_get("/objects/ram0", "private-bytes") == SIZE
-        assert vm.qtest.read(A, 4096) == bytes(4096)
+    convert_around_a_held_page(128 * MiB, 36 * MiB, 32 * MiB, 32 * MiB)
     return "32 MiB run with a held page: EIO, all shared; let go: all private"
 
 
