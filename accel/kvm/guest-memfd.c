@@ -607,9 +607,7 @@ static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
     memory_region_ref(rb->mr);
     sec->size = 0;
     bql_unlock();
-    kvm_guest_memfd_attributes_changing();
-    ret = gmem_set_file_attributes(rb, offset, size, to_private);
-    kvm_guest_memfd_attributes_changing();
+    ret = gmem_set_attributes(rb, offset, gpa, size, to_private);
     bql_lock();
     *held_since = get_clock();
 
