@@ -62,7 +62,11 @@
                                            time, write it, make it shared the
                                            same way; a marker hypercall that
                                            QEMU refuses (the local APIC) before
-                                           and after each pass, for timing */
+                                           and after each pass, for timing;
+                                           first, once a launch, a warm-up:
+                                           the first chunk to private and
+                                           back, and a refused hypercall
+                                           that is not a marker */
 #define KIND_RACE       6               /* two vCPUs: the second one makes the
                                            range private and shared again,
                                            host_seed times, while this one
