@@ -74,59 +74,48 @@ struct memory_attributes2 {
  * hypercall failed (RAX).
  */
 extern const unsigned char guest_code[], guest_code_end[];
+
+/* One hypercall: RBP bytes at RBX, EDX set by attrs; on failure, to 9f */
+#define GUEST_HYPERCALL(attrs)              \
+    "       mov $12, %eax\n"                \
+    "       mov %rbp, %rcx\n"               \
+    "       shr $12, %rcx\n"                \
+    attrs                                   \
+    "       vmmcall\n"                      \
+    "       test %rax, %rax\n"              \
+    "       jnz 9f\n"
+#define GUEST_TO_PRIVATE    "       mov $0x10, %edx\n"
+#define GUEST_TO_SHARED     "       xor %edx, %edx\n"
+/* [RSI, RDI) converted, RBP bytes per hypercall */
+#define GUEST_CONVERT(attrs)                \
+    "       mov %rsi, %rbx\n"               \
+    "2:\n"                                  \
+    GUEST_HYPERCALL(attrs)                  \
+    "       add %rbp, %rbx\n"               \
+    "       cmp %rdi, %rbx\n"               \
+    "       jb 2b\n"
+/* One word written in every page of [RSI, RDI) */
+#define GUEST_WRITE                         \
+    "       mov %rsi, %rbx\n"               \
+    "1:     mov %rbx, (%rbx)\n"             \
+    "       add $4096, %rbx\n"              \
+    "       cmp %rdi, %rbx\n"               \
+    "       jb 1b\n"
+
 asm(".pushsection .rodata\n"
     "guest_code:\n"
-    "       mov %rsi, %rbx\n"          /* the warm-up */
-    "       mov $12, %eax\n"
-    "       mov %rbp, %rcx\n"
-    "       shr $12, %rcx\n"
-    "       mov $0x10, %edx\n"
-    "       vmmcall\n"
-    "       test %rax, %rax\n"
-    "       jnz 9f\n"
-    "       mov $12, %eax\n"
-    "       mov %rbp, %rcx\n"
-    "       shr $12, %rcx\n"
-    "       xor %edx, %edx\n"
-    "       vmmcall\n"
-    "       test %rax, %rax\n"
-    "       jnz 9f\n"
+    "       mov %rsi, %rbx\n"                /* the warm-up */
+    GUEST_HYPERCALL(GUEST_TO_PRIVATE)
+    GUEST_HYPERCALL(GUEST_TO_SHARED)
     "       out %al, $0x14\n"
-    "0:     mov %rsi, %rbx\n"
-    "1:     mov %rbx, (%rbx)\n"
-    "       add $4096, %rbx\n"
-    "       cmp %rdi, %rbx\n"
-    "       jb 1b\n"
+    "0:\n"
+    GUEST_WRITE
     "       out %al, $0x10\n"
-    "       mov %rsi, %rbx\n"
-    "2:     mov $12, %eax\n"
-    "       mov %rbp, %rcx\n"
-    "       shr $12, %rcx\n"
-    "       mov $0x10, %edx\n"
-    "       vmmcall\n"
-    "       test %rax, %rax\n"
-    "       jnz 9f\n"
-    "       add %rbp, %rbx\n"
-    "       cmp %rdi, %rbx\n"
-    "       jb 2b\n"
+    GUEST_CONVERT(GUEST_TO_PRIVATE)
     "       out %al, $0x11\n"
-    "       mov %rsi, %rbx\n"
-    "3:     mov %rbx, (%rbx)\n"
-    "       add $4096, %rbx\n"
-    "       cmp %rdi, %rbx\n"
-    "       jb 3b\n"
+    GUEST_WRITE
     "       out %al, $0x12\n"
-    "       mov %rsi, %rbx\n"
-    "4:     mov $12, %eax\n"
-    "       mov %rbp, %rcx\n"
-    "       shr $12, %rcx\n"
-    "       xor %edx, %edx\n"
-    "       vmmcall\n"
-    "       test %rax, %rax\n"
-    "       jnz 9f\n"
-    "       add %rbp, %rbx\n"
-    "       cmp %rdi, %rbx\n"
-    "       jb 4b\n"
+    GUEST_CONVERT(GUEST_TO_SHARED)
     "       out %al, $0x13\n"
     "       jmp 0b\n"
     "9:     out %al, $0x1f\n"

@@ -357,16 +357,18 @@ convert_chunks:
 /* bench_mark: a hypercall QEMU sees and refuses, to timestamp its trace */
 bench_mark:
         movl $BENCH_MARK, %ebx
+/* bench_refused: the same, at %ebx */
+bench_refused:
         movl $1, %ecx
         xorl %edx, %edx
         jmp hypercall
 
 /*
  * bench_warm: before the first pass of a launch only, convert the range's
- * first chunk (R_HSEED pages, at most the range) to private and back and make one refused hypercall that is
- * not a mark, so that the first timed pass does not pay for bringing the
- * VMM's code for these exits in (page faults, on the rig's 9p root); the
- * minimal VMM's guest does the same.
+ * first chunk (R_HSEED pages, at most the range) to private and back, and
+ * make one refused hypercall that is not a mark, so that the first timed
+ * pass does not pay for bringing the VMM's code for these exits in (page
+ * faults, on the rig's 9p root); the minimal VMM's guest does the same.
  */
 bench_warm:
         cmpq $0, (STATE + S_BENCH_WARM)
@@ -384,9 +386,7 @@ bench_warm:
         call convert_chunks
         popq %r15
         movl $BENCH_WARM, %ebx
-        movl $1, %ecx
-        xorl %edx, %edx
-        call hypercall
+        jmp bench_refused
 1:      ret
 
 /* KIND_BENCH, on [r14, r15) */
