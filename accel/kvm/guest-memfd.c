@@ -339,16 +339,23 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  * in one state or the other, with KVM and the RAM block's record agreeing
  * (but see below for in-place memory).
  *
- * In place, KVM's part of a run is one ioctl on the guest_memfd, and
- * every call costs KVM a fixed amount on top of its pages (1 GiB made
- * private in 16 MiB pieces took ~5% longer than in one call, in the rig).
- * So a conversion that holds gmem_convert_lock makes the calls for a run
- * longer than 16 MiB without the BQL, in pieces of up to 256 MiB
- * (gmem_change_run_unlocked(); KVM holds the VM's slots_lock through
- * each, which a memslot update waits for).  Meanwhile the record errs on
- * the private side: a page is recorded private before KVM makes it
- * private, and shared only once KVM has, so that QEMU's accesses never
- * reach a page that KVM holds private.
+ * Where KVM keeps the attributes on the guest_memfd (a kernel that
+ * converts in place: kvm_guest_memfd_in_place_supported(), for mmap=on and
+ * mmap=off memory alike), KVM's part of a run is one ioctl on the file,
+ * and every call costs KVM a fixed amount on top of its pages (1 GiB made
+ * private in place in 16 MiB pieces took ~5% longer than in one call, in
+ * the rig).  So a conversion that holds gmem_convert_lock makes the calls
+ * for a run longer than 16 MiB without the BQL, in pieces of up to 256
+ * MiB (gmem_change_run_unlocked(); KVM holds the VM's slots_lock through
+ * each, which a memslot update waits for).  Not holding the BQL through
+ * them matters beside: one QMP command takes the BQL several times, and
+ * where each time waited for a piece of KVM's work under it, a loaded
+ * host (the rig with one more busy host thread) made QMP wait over 100
+ * ms.  Meanwhile the record errs on the private side: a page is recorded
+ * private before KVM makes it private, and shared only once KVM has, so
+ * that QEMU's accesses never reach a page that KVM holds private.  What
+ * follows (discarding the side left, or undoing) is done with the BQL,
+ * in pieces of up to 16 MiB.
  *
  * A conversion is made in two passes over the runs of pages whose state
  * changes (pages already in the state asked for are left alone, contents
@@ -582,13 +589,13 @@ static bool gmem_recorded(RAMBlock *rb, ram_addr_t offset, uint64_t size,
 }
 
 /*
- * Pass 1 for a run of in-place memory, in a conversion that holds
- * gmem_convert_lock: the record changes with the BQL, KVM's attributes
- * without it (see above).  @rb stays while the BQL is dropped (its region
- * is referenced), even if it leaves the memory map meanwhile: converting
- * or recording the pages of a block that is gone does no harm.  Returns
- * with the BQL held, @sec forgotten and @held_since reset; on failure
- * nothing has changed.
+ * Pass 1 for a run of memory whose attributes KVM keeps on the guest_memfd,
+ * in a conversion that holds gmem_convert_lock: the record changes with the
+ * BQL, KVM's attributes without it (see above).  @rb stays while the BQL is
+ * dropped (its region is referenced), even if it leaves the memory map
+ * meanwhile: converting or recording the pages of a block that is gone
+ * does no harm.  Returns with the BQL held, @sec forgotten and @held_since
+ * reset; on failure nothing has changed but a discarded shared side.
  */
 static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
                                     hwaddr gpa, uint64_t size,
@@ -602,6 +609,15 @@ static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
         ret = ram_block_attributes_state_change(attrs, offset, size, true);
         if (ret) {
             return ret;         /* a listener refused it */
+        }
+    } else if (!kvm_guest_memfd_in_place(rb)) {
+        /*
+         * As gmem_change_run(): nothing on the shared side, which nobody
+         * may write while the run is private, so this is quick.
+         */
+        ret = ram_block_discard_range(rb, offset, size);
+        if (ret) {
+            return ret;
         }
     }
     memory_region_ref(rb->mr);
@@ -705,34 +721,42 @@ typedef int GmemRunFunc(RAMBlock *rb, ram_addr_t offset, const GmemRun *run,
                         bool to_private);
 
 /*
- * Call @fn for each of the runs a conversion @to_private changed that is
- * still in the state it left it in (in a RAM block still there), with the
- * BQL, pausing as the conversion itself does.  Returns the last error @fn
- * returned, 0 if none.
+ * Call @fn for each piece of up to GMEM_CONVERT_BYTES of the runs a
+ * conversion @to_private changed that is still in the state it left it in
+ * (in a RAM block still there), with the BQL, pausing as the conversion
+ * itself does (a run made without the BQL is up to 256 MiB, too much to
+ * free or change back in one go).  Returns the last error @fn returned, 0
+ * if none.
  */
 static int gmem_for_each_run(GmemRuns *runs, bool to_private,
                              GmemRunFunc *fn, int64_t *held_since,
                              GmemSection *sec)
 {
+    uint64_t done;
     int ret = 0;
     guint i;
 
     for (i = 0; i < runs->len; i++) {
-        GmemRun *run = &runs->run[i];
-        ram_addr_t offset;
-        RAMBlock *rb;
-        int err;
+        for (done = 0; done < runs->run[i].size; done += GMEM_CONVERT_BYTES) {
+            GmemRun piece = {
+                .gpa = runs->run[i].gpa + done,
+                .size = MIN(runs->run[i].size - done, GMEM_CONVERT_BYTES),
+            };
+            ram_addr_t offset;
+            RAMBlock *rb;
+            int err;
 
-        if (i) {
-            gmem_bql_pause(held_since, sec);
-        }
-        rb = gmem_run_block(run, to_private, sec, &offset);
-        if (!rb) {
-            continue;
-        }
-        err = fn(rb, offset, run, to_private);
-        if (err) {
-            ret = err;
+            if (i || done) {
+                gmem_bql_pause(held_since, sec);
+            }
+            rb = gmem_run_block(&piece, to_private, sec, &offset);
+            if (!rb) {
+                continue;
+            }
+            err = fn(rb, offset, &piece, to_private);
+            if (err) {
+                ret = err;
+            }
         }
     }
     return ret;
@@ -862,7 +886,7 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private,
             break;
         }
         /* What fits one piece under the BQL is one call either way */
-        unlocked = !alone && kvm_guest_memfd_in_place(rb) &&
+        unlocked = !alone && kvm_guest_memfd_in_place_supported() &&
                    next > GMEM_CONVERT_BYTES;
         run = (GmemRun) {
             .gpa = pos,

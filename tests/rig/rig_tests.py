@@ -900,13 +900,16 @@ def convert_in_asan_qemu(mmap, base, size):
 
 
 def test_conversion_in_many_pieces_in_asan_qemu():
-    """One hypercall converting 256 MiB works in 16 pieces of 16 MiB,
-    more than the engine keeps in its inline array of changed runs (8):
-    both ways, in QEMU built with AddressSanitizer, which must find
-    nothing (review found the array's growth copying 16 runs out of the
-    8-run array).  Then QEMU quits cleanly."""
+    """One hypercall converting 256 MiB of mmap=off memory works in 16
+    pieces of 16 MiB where KVM keeps the attributes VM-wide (the rig boot
+    with kvm.gmem_in_place_conversion=0), more than the engine keeps in
+    its inline array of changed runs (8); where KVM keeps them on the
+    guest_memfd, in one call without the BQL, and then 16 pieces of
+    discarding: both ways, in QEMU built with AddressSanitizer, which must
+    find nothing (review found the array's growth copying 16 runs out of
+    the 8-run array).  Then QEMU quits cleanly."""
     convert_in_asan_qemu("off", 64 * MiB, 256 * MiB)
-    return "256 MiB private and shared again, 16 pieces each; " \
+    return "256 MiB private and shared again, in pieces; " \
         "AddressSanitizer found nothing"
 
 
@@ -965,8 +968,12 @@ def qmp_latency_while_converting(mmap="off"):
 def test_qmp_answers_while_the_guest_converts_a_gib():
     """A guest that converts 1 GiB back and forth, one hypercall per GiB,
     does not stall the monitor: QEMU converts a bounded piece at a time
-    under the BQL.  QMP commands sent all the while each get their answer
-    within 100 ms (before, a hypercall held the BQL for the whole GiB).
+    under the BQL, and makes KVM's calls without it where KVM keeps the
+    attributes on the guest_memfd (test_private_gib_conversion_in_few_
+    calls).  QMP commands sent all the while each get their answer
+    within 100 ms (before, a hypercall held the BQL for the whole GiB;
+    then, for each 16 MiB of KVM's work, which with one busy thread more
+    on the host made QMP wait 50-160 ms, and in CI 212 and 390 ms).
 
     The rig's own scheduling (nested, under TCG) now and then delays one
     answer past 100 ms (once 189 ms, with 24 ms while the guest was
@@ -996,19 +1003,20 @@ def test_qmp_answers_while_the_guest_converts_a_gib_in_place():
     return figures
 
 
-def test_in_place_gib_conversion_in_few_calls():
-    """In place, every KVM_SET_MEMORY_ATTRIBUTES2 call costs KVM a fixed
-    amount on top of its pages, so QEMU converts a run in pieces of 256
-    MiB (without the BQL), not the 16 MiB it makes under the BQL: a guest
-    making 1 GiB private and shared again, one hypercall each, gets 4
-    calls each way (trace kvm_guest_memfd_set_attributes; it got 64), all
-    succeeding, and the counters follow."""
+def gib_conversion_trace(mmap):
+    """1 GiB of a 2 GiB backend (mmap=@mmap) made private and shared
+    again, one hypercall each, on a kernel that converts in place: (KVM's
+    calls for the GiB, as (offset, size, to_private, ret) in hex, from
+    trace kvm_guest_memfd_set_attributes; the discards of the shared side
+    of 1 MiB or more, as (length, to_private of the KVM call before it),
+    from trace ram_block_discard_range), in order."""
     need_in_place()
     G = 1 << 30
     log = os.path.join(tempfile.mkdtemp(prefix="gmem-calls-"), "trace.txt")
     args = ["-object", "sw-protected-guest,id=swp",
-            "-object", "memory-backend-guest-memfd,id=ram0,size=2G,mmap=on",
-            "-m", "2G", "-trace", "kvm_guest_memfd_set_attributes", "-D", log]
+            "-object", "memory-backend-guest-memfd,id=ram0,size=2G,mmap=" + mmap,
+            "-m", "2G", "-trace", "kvm_guest_memfd_set_attributes",
+            "-trace", "ram_block_discard_range", "-D", log]
     ranges = [(G, G >> 12, KIND_HCALL, MAP_GPA_ENCRYPTED),
               (G, G >> 12, KIND_HCALL, 0)]
     try:
@@ -1020,18 +1028,64 @@ def test_in_place_gib_conversion_in_few_calls():
             assert vm.qom_get("/objects/swp", "bytes-to-shared") == G
             assert vm.qom_get("/objects/ram0", "private-bytes") == 0
         with open(log) as f:
-            calls = re.findall(r"kvm_guest_memfd_set_attributes \S+ offset "
-                               r"0x([0-9a-f]+) size 0x([0-9a-f]+) "
-                               r"to_private (\d): ret (-?\d+)", f.read())
+            lines = f.read().splitlines()
     finally:
         shutil.rmtree(os.path.dirname(log), ignore_errors=True)
-    # The payload's own pages below 1 GiB change state too: not counted
-    calls = [c for c in calls if int(c[0], 16) >= G]
-    piece = 256 * MiB
-    want = [("%x" % (G + i * piece), "%x" % piece, d, "0")
+    calls, discards, direction = [], [], None
+    for line in lines:
+        call = re.search(r"kvm_guest_memfd_set_attributes \S+ offset "
+                         r"0x([0-9a-f]+) size 0x([0-9a-f]+) "
+                         r"to_private (\d): ret (-?\d+)", line)
+        discard = re.search(r"ram_block_discard_range ram0@\S+ \+ "
+                            r"0x([0-9a-f]+):", line)
+        # The payload's own pages below 1 GiB change state too: not counted
+        if call and int(call.group(1), 16) >= G:
+            calls.append(call.groups())
+            direction = call.group(3)
+        elif discard and int(discard.group(1), 16) >= MiB:
+            discards.append((int(discard.group(1), 16), direction))
+    return calls, discards
+
+
+def few_calls_wanted():
+    """What gib_conversion_trace() should find KVM's calls to be: 256 MiB
+    each, 4 each way."""
+    G, piece = 1 << 30, 256 * MiB
+    return [("%x" % (G + i * piece), "%x" % piece, d, "0")
             for d in "10" for i in range(4)]
-    assert calls == want, "%d calls: %s" % (len(calls), calls[:6])
+
+
+def test_in_place_gib_conversion_in_few_calls():
+    """In place, every KVM_SET_MEMORY_ATTRIBUTES2 call costs KVM a fixed
+    amount on top of its pages, so QEMU converts a run in pieces of 256
+    MiB (without the BQL), not the 16 MiB it makes under the BQL: a guest
+    making 1 GiB private and shared again, one hypercall each, gets 4
+    calls each way (trace kvm_guest_memfd_set_attributes; it got 64), all
+    succeeding, and the counters follow."""
+    calls, _ = gib_conversion_trace("on")
+    assert calls == few_calls_wanted(), "%d calls: %s" % (len(calls), calls[:6])
     return "1 GiB private and shared again in %d calls of 256 MiB" % len(calls)
+
+
+def test_private_gib_conversion_in_few_calls():
+    """mmap=off memory on a kernel that converts in place has its
+    attributes on the guest_memfd too: QEMU makes KVM's calls for a run
+    the same way, 256 MiB at a time without the BQL (4 each way for 1
+    GiB; it made 64 under the BQL, and a loaded host made QMP wait over
+    100 ms for them: CI, 2026-12-04).  What it does with the BQL stays in
+    pieces of 16 MiB: the 1 GiB shared side that becoming private leaves
+    is freed in 64 discards, after the calls to private.  Before each
+    call to shared, the run's shared side (empty) is discarded in one go,
+    so that nothing the host wrote there while it was private reaches the
+    guest."""
+    calls, discards = gib_conversion_trace("off")
+    assert calls == few_calls_wanted(), "%d calls: %s" % (len(calls), calls[:6])
+    # (length, the direction of KVM's call before it)
+    want = [(16 * MiB, "1")] * 64 + [(256 * MiB, "1")] + [(256 * MiB, "0")] * 3
+    assert discards == want, "%d discards: %s" % (
+        len(discards), sorted(set(discards)))
+    return "1 GiB private and shared again in %d calls of 256 MiB; its " \
+        "shared side freed in 64 pieces of 16 MiB" % len(calls)
 
 
 # -- memory cgroups -----------------------------------------------------------
