@@ -337,7 +337,7 @@ static bool gmem_range_valid(hwaddr gpa, uint64_t size)
  * the BQL while no other is under way: gmem_convert()).  Whatever runs
  * between two pieces (QMP, other vCPUs, memory hot-unplug) sees every page
  * in one state or the other, with KVM and the RAM block's record agreeing
- * (but see below for in-place memory).
+ * (but see below where KVM keeps the attributes on the guest_memfd).
  *
  * Where KVM keeps the attributes on the guest_memfd (a kernel that
  * converts in place: kvm_guest_memfd_in_place_supported(), for mmap=on and
