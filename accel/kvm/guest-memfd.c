@@ -560,22 +560,6 @@ static int gmem_set_run_state(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
     return ret;
 }
 
-/* Pass 1 for one run: see above. */
-static int gmem_change_run(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
-                           uint64_t size, bool to_private)
-{
-    int ret;
-
-    /* In place, the page is the same on both sides: nothing to discard. */
-    if (!to_private && !kvm_guest_memfd_in_place(rb)) {
-        ret = ram_block_discard_range(rb, offset, size);
-        if (ret) {
-            return ret;
-        }
-    }
-    return gmem_set_run_state(rb, offset, gpa, size, to_private);
-}
-
 /* Whether @rb's record has [@offset, +@size) all in state @private */
 static bool gmem_recorded(RAMBlock *rb, ram_addr_t offset, uint64_t size,
                           bool private)
@@ -595,7 +579,7 @@ static bool gmem_recorded(RAMBlock *rb, ram_addr_t offset, uint64_t size,
  * dropped (its region is referenced), even if it leaves the memory map
  * meanwhile: converting or recording the pages of a block that is gone
  * does no harm.  Returns with the BQL held, @sec forgotten and @held_since
- * reset; on failure nothing has changed but a discarded shared side.
+ * reset; on failure nothing has changed.
  */
 static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
                                     hwaddr gpa, uint64_t size,
@@ -609,15 +593,6 @@ static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
         ret = ram_block_attributes_state_change(attrs, offset, size, true);
         if (ret) {
             return ret;         /* a listener refused it */
-        }
-    } else if (!kvm_guest_memfd_in_place(rb)) {
-        /*
-         * As gmem_change_run(): nothing on the shared side, which nobody
-         * may write while the run is private, so this is quick.
-         */
-        ret = ram_block_discard_range(rb, offset, size);
-        if (ret) {
-            return ret;
         }
     }
     memory_region_ref(rb->mr);
@@ -646,6 +621,34 @@ static int gmem_change_run_unlocked(RAMBlock *rb, ram_addr_t offset,
     }
     memory_region_unref(rb->mr);
     return ret;
+}
+
+/*
+ * Pass 1 for one run (see above): with the BQL throughout, or with KVM's
+ * calls made without it (@unlocked: gmem_change_run_unlocked()).
+ */
+static int gmem_change_run(RAMBlock *rb, ram_addr_t offset, hwaddr gpa,
+                           uint64_t size, bool to_private, bool unlocked,
+                           int64_t *held_since, GmemSection *sec)
+{
+    int ret;
+
+    /*
+     * In place, the page is the same on both sides: nothing to discard.
+     * Otherwise the shared side holds nothing worth keeping (nobody may
+     * write it while the run is private), so this is quick even for a run
+     * made without the BQL.
+     */
+    if (!to_private && !kvm_guest_memfd_in_place(rb)) {
+        ret = ram_block_discard_range(rb, offset, size);
+        if (ret) {
+            return ret;
+        }
+    }
+    return unlocked ?
+           gmem_change_run_unlocked(rb, offset, gpa, size, to_private,
+                                    held_since, sec) :
+           gmem_set_run_state(rb, offset, gpa, size, to_private);
 }
 
 /*
@@ -893,10 +896,8 @@ static int gmem_convert_locked(hwaddr gpa, uint64_t size, bool to_private,
             .size = MIN((uint64_t)next, unlocked ? GMEM_CONVERT_UNLOCKED_BYTES
                                                  : GMEM_CONVERT_BYTES),
         };
-        ret = unlocked ?
-              gmem_change_run_unlocked(rb, offset, run.gpa, run.size,
-                                       to_private, &held_since, &sec) :
-              gmem_change_run(rb, offset, run.gpa, run.size, to_private);
+        ret = gmem_change_run(rb, offset, run.gpa, run.size, to_private,
+                              unlocked, &held_since, &sec);
         if (ret == -EAGAIN && alone) {
             break;              /* the first run: nothing changed yet */
         }
